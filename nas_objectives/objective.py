@@ -1,0 +1,147 @@
+"""The objective: one Optuna trial from sampled values to stored results."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import optuna
+import torch
+
+from nas_objectives.data import TensorData
+from nas_objectives.metrics import (
+    OBJECTIVES,
+    count_flops,
+    count_params,
+    macro_f1,
+    measure_latency_ms,
+)
+from nas_objectives.models import build_model
+from nas_objectives.space import SearchSpace, suggest
+from nas_objectives.train import EpochResult, predict, train
+
+#: Quantities a constraint may bound from above (``max_<name>`` in a study file).
+CONSTRAINABLE = ("params", "flops", "latency_ms")
+
+
+class TrialFailedError(RuntimeError):
+    """A trial failed for a reason already recorded in its ``fail_reason`` attribute."""
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """What one trial needs to know about its study.
+
+    Attributes:
+        space: The search space.
+        objectives: Names from :data:`~nas_objectives.metrics.OBJECTIVES`, in the order the
+            trial returns them.
+        epochs: Training epochs per trial.
+        seed: Base seed; trial ``n`` initialises and shuffles with ``seed + n``.
+        constraints: Upper bounds, e.g. ``{"params": 50_000}``; a trial over a bound is
+            recorded as infeasible through :meth:`optuna.trial.Trial.set_constraint`.
+    """
+
+    space: SearchSpace = SearchSpace()
+    objectives: tuple[str, ...] = ("accuracy", "params")
+    epochs: int = 10
+    seed: int = 0
+    constraints: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.objectives]
+
+
+class Objective:
+    """Callable for :meth:`optuna.Study.optimize`.
+
+    Each call samples a layout and optimizer settings, builds and trains the model on
+    ``data`` and returns the study's objective values in order. Single-objective studies
+    report validation accuracy after every epoch so Optuna's pruners can stop the trial.
+
+    Stored per trial as user attributes: ``arch`` (one-line summary), ``layout`` and
+    ``optimizer_settings`` (dicts that rebuild the trial), ``params``, ``flops``,
+    ``device``, ``epochs_run``, ``train_seconds``, ``val_accuracy`` (per epoch) and, when
+    it fails, ``fail_reason``.
+
+    Example:
+        >>> import optuna
+        >>> from nas_objectives import load_dataset
+        >>> obj = Objective(ObjectiveConfig(epochs=1), load_dataset("digits"))
+        >>> acc, n_params = obj(optuna.trial.FixedTrial({"n_layers": 1, "units_l0": 16,
+        ...                                              "adamw_lr": 3e-3}))
+        >>> n_params  # 64*16+16 + 16*10+10
+        1210
+    """
+
+    def __init__(self, config: ObjectiveConfig, data: TensorData) -> None:
+        self.config = config
+        self.data = data
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            trial.set_user_attr("fail_reason", reason)
+            if not isinstance(exc, torch.OutOfMemoryError):
+                raise
+        # Out of memory: leaving the except block dropped the traceback, and with it the
+        # frames that held the model and activations, so the memory can be given back now.
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise TrialFailedError(reason)
+
+    def _run(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
+        cfg, data = self.config, self.data
+        layout, settings = suggest(trial, cfg.space, data.input_shape, data.num_classes)
+        seed = cfg.seed + trial.number
+        torch.manual_seed(seed)
+        model = build_model(layout).to(data.device)
+
+        # Cost metrics are known before training (the multi-objective pruner relies on it).
+        costs: dict[str, float] = {
+            "params": count_params(model),
+            "flops": count_flops(model, data.input_shape),
+        }
+        if "latency_ms" in cfg.objectives or "latency_ms" in cfg.constraints:
+            costs["latency_ms"] = measure_latency_ms(model, data.input_shape)
+        trial.set_user_attr("arch", f"{layout.summary()} | {settings.summary()}")
+        trial.set_user_attr("layout", layout.to_dict())
+        trial.set_user_attr("optimizer_settings", settings.to_dict())
+        trial.set_user_attr("params", int(costs["params"]))
+        trial.set_user_attr("flops", int(costs["flops"]))
+        if "latency_ms" in costs:
+            trial.set_user_attr("latency_ms", costs["latency_ms"])
+        trial.set_user_attr("device", str(data.device))
+        for name, limit in cfg.constraints.items():
+            trial.set_constraint(f"max_{name}", costs[name] - limit)
+
+        curve: list[float] = []
+        report = len(cfg.objectives) == 1
+
+        def on_epoch(ep: EpochResult) -> None:
+            curve.append(ep.val_accuracy)
+            if report:
+                trial.report(ep.val_accuracy, ep.epoch)
+                if trial.should_prune():
+                    trial.set_user_attr("val_accuracy", curve)
+                    trial.set_user_attr("epochs_run", ep.epoch)
+                    raise optuna.TrialPruned(f"pruned at epoch {ep.epoch}")
+
+        result = train(model, settings, data, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch)
+        trial.set_user_attr("val_accuracy", curve)
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        trial.set_user_attr("train_seconds", round(result.train_seconds, 4))
+
+        metrics = dict(costs)
+        metrics["accuracy"] = result.history[-1].val_accuracy
+        if "f1" in cfg.objectives:
+            metrics["f1"] = macro_f1(predict(model, data.x_val), data.y_val, data.num_classes)
+        values = tuple(float(metrics[name]) for name in cfg.objectives)
+        return values[0] if len(values) == 1 else values

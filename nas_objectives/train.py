@@ -1,0 +1,175 @@
+"""The training loop: device-resident data, index-slice batches, one sync per epoch."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from nas_objectives.data import TensorData
+from nas_objectives.space import OptimizerSettings
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on; the message is the trial's failure reason."""
+
+
+class NonFiniteLossError(TrainingError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What one epoch produced. ``epoch`` counts from 1."""
+
+    epoch: int
+    train_loss: float
+    val_accuracy: float
+
+
+@dataclass
+class TrainResult:
+    """The whole run: per-epoch history and wall time spent training."""
+
+    history: list[EpochResult] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+
+def make_optimizer(model: nn.Module, s: OptimizerSettings) -> torch.optim.Optimizer:
+    """The optimizer ``s`` names, fused where PyTorch has a fused kernel (CPU and CUDA)."""
+    params = list(model.parameters())
+    if s.name == "adam":
+        return torch.optim.Adam(
+            params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay, fused=True
+        )
+    if s.name == "adamw":
+        return torch.optim.AdamW(
+            params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay, fused=True
+        )
+    if s.name == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=s.lr,
+            momentum=s.momentum,
+            nesterov=s.nesterov and s.momentum > 0,
+            weight_decay=s.weight_decay,
+            fused=True,
+        )
+    if s.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, foreach=True
+        )
+    raise ValueError(f"unknown optimizer {s.name!r}")
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, s: OptimizerSettings, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """A per-step schedule: ``constant`` (none), ``cosine`` to zero, or ``onecycle``."""
+    if s.schedule == "constant":
+        return None
+    if s.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if s.schedule == "onecycle":
+        # Momentum is a searched hyperparameter; the schedule only drives the learning rate.
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=s.lr, total_steps=total_steps, cycle_momentum=False
+        )
+    raise ValueError(f"unknown schedule {s.schedule!r}")
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Class predictions for ``x`` in eval mode, without a host sync."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), _autocast(x.device):
+            return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    # Drop the ragged last batch: a batch of one breaks BatchNorm, and the permutation
+    # changes every epoch so every sample is still seen.
+    perm = torch.randperm(n, device=device, generator=gen)
+    steps = max(1, n // batch_size)
+    for i in range(steps):
+        yield perm[i * batch_size : (i + 1) * batch_size]
+
+
+def train(
+    model: nn.Module,
+    settings: OptimizerSettings,
+    data: TensorData,
+    *,
+    epochs: int,
+    seed: int = 0,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``data``'s training split for ``epochs`` epochs.
+
+    Batches are slices of a per-epoch ``randperm`` made on the device; the host only
+    syncs once per epoch, to read the loss and validation accuracy. ``on_epoch`` is
+    called after every epoch (a pruning callback raises from there to stop).
+
+    Raises:
+        NonFiniteLossError: the epoch's mean training loss is NaN or infinite.
+
+    Example:
+        >>> from nas_objectives import build_model, load_dataset
+        >>> from nas_objectives.space import Layout, OptimizerSettings
+        >>> d = load_dataset("digits")
+        >>> m = build_model(Layout("mlp", d.input_shape, 10, widths=(64,)))
+        >>> r = train(m, OptimizerSettings("adamw", lr=3e-3), d, epochs=5)
+        >>> r.history[-1].val_accuracy > 0.9
+        True
+    """
+    device = data.device
+    model.to(device).train()
+    x, y = data.x_train, data.y_train
+    batch_size = min(settings.batch_size, len(y))
+    steps = max(1, len(y) // batch_size)
+    optimizer = make_optimizer(model, settings)
+    scheduler = make_scheduler(optimizer, settings, steps * epochs)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    result = TrainResult()
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        loss_sum = torch.zeros((), device=device)
+        for idx in _batches(len(y), batch_size, gen, device):
+            with _autocast(device):
+                loss = loss_fn(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum += loss.detach()
+        correct = (predict(model, data.x_val) == data.y_val).sum()
+        # The one host sync of the epoch.
+        mean_loss, n_correct = (loss_sum / steps).item(), int(correct.item())
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLossError(f"non-finite training loss ({mean_loss}) at epoch {epoch}")
+        ep = EpochResult(epoch, mean_loss, n_correct / len(data.y_val))
+        result.history.append(ep)
+        result.train_seconds = time.perf_counter() - start
+        if on_epoch is not None:
+            on_epoch(ep)
+    return result
