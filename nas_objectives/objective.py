@@ -59,7 +59,8 @@ class Objective:
 
     Each call samples a layout and optimizer settings, builds and trains the model on
     ``data`` and returns the study's objective values in order. Single-objective studies
-    report validation accuracy after every epoch so Optuna's pruners can stop the trial.
+    of accuracy or F1 report validation accuracy after every epoch so Optuna's pruners can
+    stop the trial.
 
     Stored per trial as user attributes: ``arch`` (one-line summary), ``layout`` and
     ``optimizer_settings`` (dicts that rebuild the trial), ``params``, ``flops``,
@@ -73,7 +74,7 @@ class Objective:
         >>> acc, n_params = obj(optuna.trial.FixedTrial({"n_layers": 1, "units_l0": 16,
         ...                                              "adamw_lr": 3e-3}))
         >>> n_params  # 64*16+16 + 16*10+10
-        1210
+        1210.0
     """
 
     def __init__(self, config: ObjectiveConfig, data: TensorData) -> None:
@@ -123,7 +124,10 @@ class Objective:
             trial.set_constraint(f"max_{name}", costs[name] - limit)
 
         curve: list[float] = []
-        report = len(cfg.objectives) == 1
+        # Validation accuracy is only a fit intermediate value for a study that maximizes a
+        # quality (accuracy or F1); reported to a study that minimizes params, flops or
+        # latency, a pruner would stop the trials that learn best.
+        report = len(cfg.objectives) == 1 and OBJECTIVES[cfg.objectives[0]] == "maximize"
 
         def on_epoch(ep: EpochResult) -> None:
             curve.append(ep.val_accuracy)

@@ -126,7 +126,8 @@ def train(
 
     Batches are slices of a per-epoch ``randperm`` made on the device; the host only
     syncs once per epoch, to read the loss and validation accuracy. ``on_epoch`` is
-    called after every epoch (a pruning callback raises from there to stop).
+    called after every epoch (a pruning callback raises from there to stop). ``seed`` fixes
+    the batch order and the dropout masks; the caller's global RNG state is left unchanged.
 
     Raises:
         NonFiniteLossError: the epoch's mean training loss is NaN or infinite.
@@ -150,26 +151,32 @@ def train(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     gen = torch.Generator(device=device).manual_seed(seed)
     result = TrainResult()
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        loss_sum = torch.zeros((), device=device)
-        for idx in _batches(len(y), batch_size, gen, device):
-            with _autocast(device):
-                loss = loss_fn(model(x[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += loss.detach()
-        correct = (predict(model, data.x_val) == data.y_val).sum()
-        # The one host sync of the epoch.
-        mean_loss, n_correct = (loss_sum / steps).item(), int(correct.item())
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLossError(f"non-finite training loss ({mean_loss}) at epoch {epoch}")
-        ep = EpochResult(epoch, mean_loss, n_correct / len(data.y_val))
-        result.history.append(ep)
-        result.train_seconds = time.perf_counter() - start
-        if on_epoch is not None:
-            on_epoch(ep)
+    # Dropout draws from the global RNG: seed it too, so ``seed`` alone fixes the run, and
+    # fork it so the caller's RNG state is left as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            loss_sum = torch.zeros((), device=device)
+            for idx in _batches(len(y), batch_size, gen, device):
+                with _autocast(device):
+                    loss = loss_fn(model(x[idx]), y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                loss_sum += loss.detach()
+            correct = (predict(model, data.x_val) == data.y_val).sum()
+            # The one host sync of the epoch.
+            mean_loss, n_correct = (loss_sum / steps).item(), int(correct.item())
+            if not math.isfinite(mean_loss):
+                raise NonFiniteLossError(
+                    f"non-finite training loss ({mean_loss}) at epoch {epoch}"
+                )
+            ep = EpochResult(epoch, mean_loss, n_correct / len(data.y_val))
+            result.history.append(ep)
+            result.train_seconds = time.perf_counter() - start
+            if on_epoch is not None:
+                on_epoch(ep)
     return result

@@ -1,0 +1,56 @@
+"""What a study is and how it runs: study files, the catalog, samplers and pruners, the
+worker loop, results and the ``nas-study`` CLI."""
+
+from __future__ import annotations
+
+from studies._catalog import DEFAULT_STUDY, catalog, catalog_dir, resolve_spec
+from studies._components import build_pruner, build_sampler
+from studies._results import best_trials, format_rows, metric_names, summary_rows, trial_rows
+from studies._runner import (
+    BUDGET_STATES,
+    RunReport,
+    StudyRunError,
+    count_budget,
+    open_study,
+    resolve_device,
+    run_study,
+)
+from studies._spec import (
+    PRUNERS,
+    SAMPLERS,
+    ComponentSpec,
+    DatasetSpec,
+    StudySpec,
+    StudySpecError,
+    load_spec,
+    parse_spec,
+)
+
+__all__ = [
+    "BUDGET_STATES",
+    "DEFAULT_STUDY",
+    "PRUNERS",
+    "SAMPLERS",
+    "ComponentSpec",
+    "DatasetSpec",
+    "RunReport",
+    "StudyRunError",
+    "StudySpec",
+    "StudySpecError",
+    "best_trials",
+    "build_pruner",
+    "build_sampler",
+    "catalog",
+    "catalog_dir",
+    "count_budget",
+    "format_rows",
+    "load_spec",
+    "metric_names",
+    "open_study",
+    "parse_spec",
+    "resolve_device",
+    "resolve_spec",
+    "run_study",
+    "summary_rows",
+    "trial_rows",
+]

@@ -1,0 +1,416 @@
+"""The study file: TOML in, a validated, frozen :class:`StudySpec` out.
+
+Every problem is reported as one line naming the file, the field and the bad value, e.g.
+``my.toml: optimizers.adamw.lr: low 0.1 is above high 0.001 (got [0.1, 0.001])``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas_objectives import (
+    ACTIVATIONS,
+    CONSTRAINABLE,
+    DATASETS,
+    FAMILIES,
+    NORMS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    POOLINGS,
+    SCHEDULES,
+    Choice,
+    FloatRange,
+    IntRange,
+    ModelSpace,
+    ObjectiveConfig,
+    OptimizerSpace,
+    SearchSpace,
+    TrainingSpace,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class StudySpecError(ValueError):
+    """A study file is unreadable or invalid. ``str()`` is the one-line message."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which dataset, how much of its training split validates, and where its files are."""
+
+    name: str
+    val_fraction: float = 0.2
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A sampler or pruner: its name and the keyword arguments for Optuna's class."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study file.
+
+    ``objective`` is everything a trial needs; the rest says how the study runs.
+    ``source`` is the parsed TOML, stored with the study so results can be read later.
+    """
+
+    name: str
+    dataset: DatasetSpec
+    objective: ObjectiveConfig
+    sampler: ComponentSpec
+    pruner: ComponentSpec
+    n_trials: int
+    timeout: float | None = None
+    description: str = ""
+    path: str = "<memory>"
+    source: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        return self.objective.objectives
+
+    @property
+    def directions(self) -> list[str]:
+        return self.objective.directions
+
+    @property
+    def seed(self) -> int:
+        return self.objective.seed
+
+
+_TOP = {
+    "name",
+    "description",
+    "dataset",
+    "model",
+    "training",
+    "optimizers",
+    "objectives",
+    "constraints",
+    "sampler",
+    "pruner",
+    "epochs",
+    "n_trials",
+    "timeout",
+    "seed",
+}
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc")
+PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate the study file at ``path``.
+
+    Raises:
+        StudySpecError: unreadable file, TOML syntax error or invalid field.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StudySpecError(f"{p}: cannot read study file: {exc.strerror or exc}") from None
+    return parse_spec(text, str(p))
+
+
+def parse_spec(text: str, path: str = "<memory>") -> StudySpec:
+    """Validate study-file ``text``; ``path`` only labels error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudySpecError(f"{path}: invalid TOML: {exc}") from None
+    return _Parser(path).study(data)
+
+
+class _Parser:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: str, problem: str, value: Any = ...) -> StudySpecError:
+        got = "" if value is ... else f" (got {value!r})"
+        return StudySpecError(f"{self.path}: {where}: {problem}{got}")
+
+    # -- primitives ---------------------------------------------------------------------
+
+    def table(self, data: Mapping[str, Any], key: str, where: str, allowed: set[str]) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(where, "must be a table", value)
+        for k in value:
+            if k not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.fail(f"{where}.{k}", f"unknown field (known: {known})", value[k])
+        return value
+
+    def number(self, value: Any, where: str, *, integer: bool = False) -> float:
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok:
+            raise self.fail(where, "must be an integer" if integer else "must be a number", value)
+        if not math.isfinite(value):
+            raise self.fail(where, "must be finite", value)
+        return value
+
+    def positive_int(self, data: Mapping[str, Any], key: str, default: int | None) -> int:
+        if key not in data:
+            if default is None:
+                raise self.fail(key, "is required")
+            return default
+        value = int(self.number(data[key], key, integer=True))
+        if value < 1:
+            raise self.fail(key, "must be at least 1", value)
+        return value
+
+    def range_(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        where: str,
+        default: IntRange | FloatRange,
+        *,
+        integer: bool = False,
+        log: bool | None = None,
+        lo: float = -math.inf,
+        hi: float = math.inf,
+    ) -> Any:
+        """A scalar (fixed), ``[low, high]`` or ``{low, high, log}``.
+
+        ``log=None`` picks a log scale when low > 0 for a ``[low, high]`` pair.
+        """
+        where = f"{where}.{key}"
+        if key not in data:
+            return default
+        raw = data[key]
+        explicit_log: bool | None = None
+        if isinstance(raw, dict):
+            extra = set(raw) - {"low", "high", "log"}
+            if extra or "low" not in raw or "high" not in raw:
+                raise self.fail(where, "a range table needs exactly low, high and optional log", raw)
+            low, high = raw["low"], raw["high"]
+            explicit_log = raw.get("log")
+            if explicit_log is not None and not isinstance(explicit_log, bool):
+                raise self.fail(f"{where}.log", "must be true or false", explicit_log)
+        elif isinstance(raw, list):
+            if len(raw) != 2:
+                raise self.fail(where, "a range is [low, high]", raw)
+            low, high = raw
+        else:
+            low = high = raw
+        low = self.number(low, where, integer=integer)
+        high = self.number(high, where, integer=integer)
+        if low > high:
+            raise self.fail(where, f"empty range: low {low} is above high {high}", raw)
+        if low < lo or high > hi:
+            raise self.fail(where, f"must lie within [{lo}, {hi}]", raw)
+        use_log = explicit_log if explicit_log is not None else (log if log is not None else low > 0)
+        use_log = bool(use_log) and low != high
+        if use_log and low <= 0:
+            raise self.fail(where, "a log-scale range needs low > 0", raw)
+        if integer:
+            return IntRange(int(low), int(high), log=use_log)
+        return FloatRange(float(low), float(high), log=use_log)
+
+    def choice(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        where: str,
+        default: Choice,
+        allowed: tuple[Any, ...] | type,
+    ) -> Choice:
+        """A scalar (fixed) or a non-empty list of distinct options."""
+        where = f"{where}.{key}"
+        if key not in data:
+            return default
+        raw = data[key]
+        options = raw if isinstance(raw, list) else [raw]
+        if not options:
+            raise self.fail(where, "needs at least one option", raw)
+        for opt in options:
+            if isinstance(allowed, type):
+                ok = isinstance(opt, allowed) and not (allowed is int and isinstance(opt, bool))
+                if not ok or (allowed is int and opt < 1):
+                    raise self.fail(where, f"options must be positive {allowed.__name__}s", opt)
+            elif opt not in allowed:
+                raise self.fail(
+                    where, f"unknown option (known: {', '.join(map(str, allowed))})", opt
+                )
+        if len(set(options)) != len(options):
+            raise self.fail(where, "options must be distinct", raw)
+        return Choice(tuple(options))
+
+    # -- sections -----------------------------------------------------------------------
+
+    def study(self, data: dict[str, Any]) -> StudySpec:
+        for k in data:
+            if k not in _TOP:
+                raise self.fail(k, f"unknown field (known: {', '.join(sorted(_TOP))})", data[k])
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise self.fail("name", "is required and must be a non-empty string", name)
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail("description", "must be a string", description)
+
+        objectives = data.get("objectives", ["accuracy", "params"])
+        if not isinstance(objectives, list) or not objectives:
+            raise self.fail("objectives", "must be a non-empty list", objectives)
+        for o in objectives:
+            if o not in OBJECTIVES:
+                raise self.fail("objectives", f"unknown objective (known: {', '.join(OBJECTIVES)})", o)
+        if len(set(objectives)) != len(objectives):
+            raise self.fail("objectives", "objectives must be distinct", objectives)
+
+        seed = data.get("seed", 0)
+        self.number(seed, "seed", integer=True)
+        timeout = data.get("timeout")
+        if timeout is not None and self.number(timeout, "timeout") <= 0:
+            raise self.fail("timeout", "must be positive (seconds)", timeout)
+
+        model = self.model(data)
+        space = SearchSpace(model=model, optimizers=self.optimizers(data), training=self.training(data))
+        objective = ObjectiveConfig(
+            space=space,
+            objectives=tuple(objectives),
+            epochs=self.positive_int(data, "epochs", 10),
+            seed=int(seed),
+            constraints=self.constraints(data),
+        )
+        pruner = self.component(data, "pruner", PRUNERS, "none")
+        if pruner.name != "none" and len(objectives) > 1:
+            raise self.fail(
+                "pruner.name",
+                "Optuna's pruners need a single objective; use pruner 'none' here",
+                pruner.name,
+            )
+        return StudySpec(
+            name=name.strip(),
+            description=description,
+            dataset=self.dataset(data),
+            objective=objective,
+            sampler=self.component(data, "sampler", SAMPLERS, "tpe"),
+            pruner=pruner,
+            n_trials=self.positive_int(data, "n_trials", 50),
+            timeout=float(timeout) if timeout is not None else None,
+            path=self.path,
+            source=data,
+        )
+
+    def dataset(self, data: Mapping[str, Any]) -> DatasetSpec:
+        raw = data.get("dataset")
+        if isinstance(raw, str):  # shorthand: dataset = "digits"
+            raw = {"name": raw}
+        if raw is None:
+            raise self.fail("dataset", "is required")
+        t = self.table({"dataset": raw}, "dataset", "dataset", {"name", "val_fraction", "data_dir"})
+        name = t.get("name")
+        if name not in DATASETS:
+            raise self.fail("dataset.name", f"unknown dataset (known: {', '.join(DATASETS)})", name)
+        val = t.get("val_fraction", 0.2)
+        if not 0 < self.number(val, "dataset.val_fraction") < 1:
+            raise self.fail("dataset.val_fraction", "must be between 0 and 1", val)
+        data_dir = t.get("data_dir")
+        if data_dir is not None and not isinstance(data_dir, str):
+            raise self.fail("dataset.data_dir", "must be a path string", data_dir)
+        return DatasetSpec(name, float(val), data_dir)
+
+    def model(self, data: Mapping[str, Any]) -> ModelSpace:
+        allowed = {"family", "depth", "width", "activation", "norm", "dropout"}
+        family = data.get("model", {}).get("family", "mlp") if isinstance(data.get("model"), dict) else "mlp"
+        if family not in FAMILIES:
+            raise self.fail("model.family", f"unknown family (known: {', '.join(FAMILIES)})", family)
+        if family == "cnn":
+            allowed |= {"kernel_size", "pooling", "residual"}
+        t = self.table(data, "model", "model", allowed)
+        d = ModelSpace()
+        return ModelSpace(
+            family=family,
+            depth=self.range_(t, "depth", "model", d.depth, integer=True, log=False, lo=1, hi=64),
+            width=self.range_(
+                t, "width", "model", IntRange(8, 128, log=True), integer=True, lo=1, hi=65536
+            ),
+            activation=self.choice(t, "activation", "model", d.activation, ACTIVATIONS),
+            norm=self.choice(t, "norm", "model", d.norm, NORMS),
+            dropout=self.range_(t, "dropout", "model", d.dropout, log=False, lo=0.0, hi=0.95),
+            kernel_size=self.choice(t, "kernel_size", "model", d.kernel_size, (1, 3, 5, 7)),
+            pooling=self.choice(t, "pooling", "model", d.pooling, POOLINGS),
+            residual=self.choice(t, "residual", "model", d.residual, (False, True)),
+        )
+
+    def optimizers(self, data: Mapping[str, Any]) -> dict[str, OptimizerSpace]:
+        t = self.table(data, "optimizers", "optimizers", set(OPTIMIZERS))
+        if not t:
+            t = {"adamw": {}}
+        fields = {
+            "adam": {"lr", "weight_decay", "beta1", "beta2"},
+            "adamw": {"lr", "weight_decay", "beta1", "beta2"},
+            "rmsprop": {"lr", "weight_decay", "momentum"},
+            "sgd": {"lr", "weight_decay", "momentum", "nesterov"},
+        }
+        result = {}
+        for name in t:
+            where = f"optimizers.{name}"
+            o = self.table(t, name, where, fields[name])
+            d = OptimizerSpace(momentum=FloatRange(0.9, 0.9) if name == "sgd" else FloatRange(0.0, 0.0))
+            result[name] = OptimizerSpace(
+                lr=self.range_(o, "lr", where, d.lr, log=True, lo=1e-8, hi=10.0),
+                weight_decay=self.range_(o, "weight_decay", where, d.weight_decay, lo=0.0, hi=1.0),
+                beta1=self.range_(o, "beta1", where, d.beta1, log=False, lo=0.0, hi=0.9999),
+                beta2=self.range_(o, "beta2", where, d.beta2, log=False, lo=0.0, hi=0.99999),
+                momentum=self.range_(o, "momentum", where, d.momentum, log=False, lo=0.0, hi=0.999),
+                nesterov=self.choice(o, "nesterov", where, d.nesterov, (False, True)),
+            )
+        return result
+
+    def training(self, data: Mapping[str, Any]) -> TrainingSpace:
+        t = self.table(data, "training", "training", {"batch_size", "schedule", "label_smoothing"})
+        d = TrainingSpace()
+        return TrainingSpace(
+            batch_size=self.choice(t, "batch_size", "training", d.batch_size, int),
+            schedule=self.choice(t, "schedule", "training", d.schedule, SCHEDULES),
+            label_smoothing=self.range_(
+                t, "label_smoothing", "training", d.label_smoothing, log=False, lo=0.0, hi=0.5
+            ),
+        )
+
+    def constraints(self, data: Mapping[str, Any]) -> dict[str, float]:
+        t = self.table(data, "constraints", "constraints", {f"max_{c}" for c in CONSTRAINABLE})
+        out = {}
+        for key, value in t.items():
+            if self.number(value, f"constraints.{key}") <= 0:
+                raise self.fail(f"constraints.{key}", "must be positive", value)
+            out[key.removeprefix("max_")] = float(value)
+        return out
+
+    def component(
+        self, data: Mapping[str, Any], key: str, known: tuple[str, ...], default: str
+    ) -> ComponentSpec:
+        raw = data.get(key, {"name": default})
+        if isinstance(raw, str):  # shorthand: sampler = "nsga2"
+            raw = {"name": raw}
+        if not isinstance(raw, dict):
+            raise self.fail(key, "must be a table or a name", raw)
+        name = raw.get("name", default)
+        if name not in known:
+            raise self.fail(f"{key}.name", f"unknown {key} (known: {', '.join(known)})", name)
+        options = {k: v for k, v in raw.items() if k != "name"}
+        # Fail here, naming the field, rather than when the first worker starts.
+        from studies._components import check_options
+
+        problem = check_options(key, name, options)
+        if problem is not None:
+            field_name, message, value = problem
+            raise self.fail(f"{key}.{field_name}", message, value)
+        return ComponentSpec(name, options)
