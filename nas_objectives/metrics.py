@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+Direction = Literal["maximize", "minimize"]
+
 #: Every objective a study may name, with its direction.
-OBJECTIVES: dict[str, str] = {
+OBJECTIVES: dict[str, Direction] = {
     "accuracy": "maximize",
     "f1": "maximize",
     "params": "minimize",

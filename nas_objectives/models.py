@@ -36,7 +36,7 @@ def build_model(layout: Layout) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """Flatten, then ``[Linear, Norm, Activation, Dropout]`` per hidden layer, then a linear head."""
+    """Flatten, then ``[Linear, Norm, Activation, Dropout]`` per hidden layer, then a head."""
 
     def __init__(self, layout: Layout) -> None:
         super().__init__()

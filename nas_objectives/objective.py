@@ -12,6 +12,7 @@ import torch
 from nas_objectives.data import TensorData
 from nas_objectives.metrics import (
     OBJECTIVES,
+    Direction,
     count_flops,
     count_params,
     macro_f1,
@@ -43,14 +44,14 @@ class ObjectiveConfig:
             recorded as infeasible through :meth:`optuna.trial.Trial.set_constraint`.
     """
 
-    space: SearchSpace = SearchSpace()
+    space: SearchSpace = field(default_factory=SearchSpace)
     objectives: tuple[str, ...] = ("accuracy", "params")
     epochs: int = 10
     seed: int = 0
     constraints: Mapping[str, float] = field(default_factory=dict)
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return [OBJECTIVES[o] for o in self.objectives]
 
 

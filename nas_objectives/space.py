@@ -37,7 +37,9 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 class SuggestTrial(Protocol):
     """The part of :class:`optuna.trial.BaseTrial` that :func:`suggest` uses."""
 
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int: ...
 
     def suggest_float(
         self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
@@ -163,7 +165,9 @@ class Layout:
             parts = [shape, self.activation, norm, drop]
         else:
             c, h, w = self.input_shape
-            convs = "-".join(f"c{ch}k{k}" for ch, k in zip(self.widths, self.kernel_sizes))
+            convs = "-".join(
+                f"c{ch}k{k}" for ch, k in zip(self.widths, self.kernel_sizes, strict=True)
+            )
             pool = "" if self.pooling == "none" else f"{self.pooling}pool"
             shape = f"{c}x{h}x{w}-{convs}-gap-{self.num_classes}"
             parts = [shape, self.activation, norm, pool, "res" if self.residual else "", drop]

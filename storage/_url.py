@@ -56,11 +56,7 @@ def redact_text(text: str, url: str) -> str:
         found = re.search(r"://[^:/@]*:([^@]*)@", url)
         return text.replace(found.group(1), _MASK) if found and found.group(1) else text
     secrets = [parsed.password] if parsed.password else []
-    secrets += [
-        v
-        for k, v in parsed.query.items()
-        if isinstance(v, str) and _SECRET_KEYS.search(k)
-    ]
+    secrets += [v for k, v in parsed.query.items() if isinstance(v, str) and _SECRET_KEYS.search(k)]
     for secret in secrets:
         if secret:
             text = text.replace(str(secret), _MASK)

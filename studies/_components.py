@@ -41,9 +41,7 @@ def _factory(kind: str, name: str) -> Callable[..., Any]:
     return (_SAMPLERS if kind == "sampler" else _PRUNERS)[name]
 
 
-def check_options(
-    kind: str, name: str, options: Mapping[str, Any]
-) -> tuple[str, str, Any] | None:
+def check_options(kind: str, name: str, options: Mapping[str, Any]) -> tuple[str, str, Any] | None:
     """Return ``(field, problem, value)`` if ``options`` don't suit Optuna's class, else None."""
     factory = _factory(kind, name)
     accepted = set(inspect.signature(factory).parameters) - _RESERVED

@@ -75,7 +75,11 @@ def summary_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
                     for n, d in zip(names, study.directions, strict=True)
                 ),
                 "trials": len(trials),
-                **{k: v for k, v in counts.items() if k in ("complete", "pruned", "fail", "running")},
+                **{
+                    k: v
+                    for k, v in counts.items()
+                    if k in ("complete", "pruned", "fail", "running")
+                },
                 "best": " ".join(best) or "-",
             }
         )

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,7 +97,9 @@ def open_study(
             f"{spec.directions}; pick another --study-name"
         )
     if existing is None:
-        study.set_metric_names(wanted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(wanted)
         study.set_user_attr(SPEC_ATTR, json.loads(json.dumps(dict(spec.source), default=str)))
     return study
 
@@ -107,9 +110,11 @@ def count_budget(study: optuna.Study) -> int:
 
 
 class _FailureGuard:
-    """Counts this process's trials, and stops this process after ``limit`` failed trials in a row: a broken setup should end
-    the run with its reason, not fill the study with failures. An isolated failure (a NaN
-    loss, say) is recorded and the run goes on."""
+    """Counts this process's trials, and stops it after ``limit`` failed trials in a row.
+
+    A broken setup should end the run with its reason, not fill the study with failures.
+    An isolated failure (a NaN loss, say) is recorded and the run goes on.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

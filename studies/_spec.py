@@ -32,6 +32,7 @@ from nas_objectives import (
     SearchSpace,
     TrainingSpace,
 )
+from nas_objectives.metrics import Direction
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,7 +85,7 @@ class StudySpec:
         return self.objective.objectives
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return self.objective.directions
 
     @property
@@ -197,7 +198,9 @@ class _Parser:
         if isinstance(raw, dict):
             extra = set(raw) - {"low", "high", "log"}
             if extra or "low" not in raw or "high" not in raw:
-                raise self.fail(where, "a range table needs exactly low, high and optional log", raw)
+                raise self.fail(
+                    where, "a range table needs exactly low, high and optional log", raw
+                )
             low, high = raw["low"], raw["high"]
             explicit_log = raw.get("log")
             if explicit_log is not None and not isinstance(explicit_log, bool):
@@ -214,7 +217,9 @@ class _Parser:
             raise self.fail(where, f"empty range: low {low} is above high {high}", raw)
         if low < lo or high > hi:
             raise self.fail(where, f"must lie within [{lo}, {hi}]", raw)
-        use_log = explicit_log if explicit_log is not None else (log if log is not None else low > 0)
+        use_log = (
+            explicit_log if explicit_log is not None else (log if log is not None else low > 0)
+        )
         use_log = bool(use_log) and low != high
         if use_log and low <= 0:
             raise self.fail(where, "a log-scale range needs low > 0", raw)
@@ -269,7 +274,9 @@ class _Parser:
             raise self.fail("objectives", "must be a non-empty list", objectives)
         for o in objectives:
             if o not in OBJECTIVES:
-                raise self.fail("objectives", f"unknown objective (known: {', '.join(OBJECTIVES)})", o)
+                raise self.fail(
+                    "objectives", f"unknown objective (known: {', '.join(OBJECTIVES)})", o
+                )
         if len(set(objectives)) != len(objectives):
             raise self.fail("objectives", "objectives must be distinct", objectives)
 
@@ -280,7 +287,9 @@ class _Parser:
             raise self.fail("timeout", "must be positive (seconds)", timeout)
 
         model = self.model(data)
-        space = SearchSpace(model=model, optimizers=self.optimizers(data), training=self.training(data))
+        space = SearchSpace(
+            model=model, optimizers=self.optimizers(data), training=self.training(data)
+        )
         objective = ObjectiveConfig(
             space=space,
             objectives=tuple(objectives),
@@ -328,9 +337,15 @@ class _Parser:
 
     def model(self, data: Mapping[str, Any]) -> ModelSpace:
         allowed = {"family", "depth", "width", "activation", "norm", "dropout"}
-        family = data.get("model", {}).get("family", "mlp") if isinstance(data.get("model"), dict) else "mlp"
+        family = (
+            data.get("model", {}).get("family", "mlp")
+            if isinstance(data.get("model"), dict)
+            else "mlp"
+        )
         if family not in FAMILIES:
-            raise self.fail("model.family", f"unknown family (known: {', '.join(FAMILIES)})", family)
+            raise self.fail(
+                "model.family", f"unknown family (known: {', '.join(FAMILIES)})", family
+            )
         if family == "cnn":
             allowed |= {"kernel_size", "pooling", "residual"}
         t = self.table(data, "model", "model", allowed)
@@ -363,7 +378,9 @@ class _Parser:
         for name in t:
             where = f"optimizers.{name}"
             o = self.table(t, name, where, fields[name])
-            d = OptimizerSpace(momentum=FloatRange(0.9, 0.9) if name == "sgd" else FloatRange(0.0, 0.0))
+            d = OptimizerSpace(
+                momentum=FloatRange(0.9, 0.9) if name == "sgd" else FloatRange(0.0, 0.0)
+            )
             result[name] = OptimizerSpace(
                 lr=self.range_(o, "lr", where, d.lr, log=True, lo=1e-8, hi=10.0),
                 weight_decay=self.range_(o, "weight_decay", where, d.weight_decay, lo=0.0, hi=1.0),

@@ -7,6 +7,7 @@ dataset, a bad option) ends with one line on stderr and exit status 2, never a t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,14 @@ from storage import (
     resolve_storage_url,
 )
 from studies._catalog import DEFAULT_STUDY, catalog, resolve_spec
-from studies._results import FORMATS, best_trials, format_rows, metric_names, summary_rows, trial_rows
+from studies._results import (
+    FORMATS,
+    best_trials,
+    format_rows,
+    metric_names,
+    summary_rows,
+    trial_rows,
+)
 from studies._runner import StudyRunError, count_budget, run_study, show_progress
 from studies._spec import StudySpecError
 
@@ -73,12 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="create or join a study and run its trials")
-    run.add_argument("study", help=f"catalog name or study file (default study: {DEFAULT_STUDY})")
+    run.add_argument(
+        "study",
+        nargs="?",
+        default=DEFAULT_STUDY,
+        help=f"catalog name or study file (default: {DEFAULT_STUDY})",
+    )
     _storage_arg(run)
-    run.add_argument("--n-trials", type=_positive_int, metavar="N",
-                     help="the study's budget: COMPLETE + PRUNED trials across all workers")
+    run.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        metavar="N",
+        help="the study's budget: COMPLETE + PRUNED trials across all workers",
+    )
     run.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds")
-    run.add_argument("--study-name", metavar="NAME", help="name in the storage (default: the file's name)")
+    run.add_argument(
+        "--study-name", metavar="NAME", help="name in the storage (default: the file's name)"
+    )
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     run.add_argument("--data-dir", metavar="DIR", help="where torchvision datasets are read")
     run.add_argument("--seed", type=int, metavar="N", help="sampler and training seed")
@@ -138,8 +157,7 @@ def _cmd_run(args: argparse.Namespace, url: str) -> int:
     study = report.study
     done = count_budget(study)
     print(
-        f"ran {report.ran} trial(s) here; the study has {done}/{report.budget} "
-        f"complete or pruned",
+        f"ran {report.ran} trial(s) here; the study has {done}/{report.budget} complete or pruned",
         file=sys.stderr,
     )
     if report.stopped_for_failures:
@@ -186,10 +204,8 @@ def _cmd_best(args: argparse.Namespace, url: str) -> int:
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     name = args.study
     if name not in names:
-        try:
+        with contextlib.suppress(StudySpecError):  # a catalog name or file names its study
             name = resolve_spec(args.study).name
-        except StudySpecError:
-            pass
         if name not in names:
             known = ", ".join(sorted(names)) or "none"
             raise StudyRunError(

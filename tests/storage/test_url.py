@@ -37,7 +37,9 @@ def test_redact_url_hides_every_secret(url: str) -> None:
     shown = redact_url(url)
     assert "s3cretpw" not in shown
     assert "***" in shown
-    assert redact_text(f"could not connect with {url}: s3cretpw rejected", url).count("s3cretpw") == 0
+    assert (
+        redact_text(f"could not connect with {url}: s3cretpw rejected", url).count("s3cretpw") == 0
+    )
 
 
 def test_redact_url_keeps_the_rest_readable() -> None:

@@ -3,12 +3,27 @@ from __future__ import annotations
 import pytest
 
 from nas_objectives import DATASETS
-from studies import DEFAULT_STUDY, StudySpecError, build_pruner, build_sampler, catalog, catalog_dir, resolve_spec
+from studies import (
+    DEFAULT_STUDY,
+    StudySpecError,
+    build_pruner,
+    build_sampler,
+    catalog,
+    catalog_dir,
+    resolve_spec,
+)
 
 
 def test_catalog_ships_the_promised_studies() -> None:
     specs = {s.name: s for s in catalog()}
-    for name in ("digits-mlp", "digits-cnn", "fashion-mlp", "fashion-cnn", "mnist-cnn", "cifar10-cnn"):
+    for name in (
+        "digits-mlp",
+        "digits-cnn",
+        "fashion-mlp",
+        "fashion-cnn",
+        "mnist-cnn",
+        "cifar10-cnn",
+    ):
         assert name in specs
         assert len(specs[name].objectives) >= 2, name
     assert DEFAULT_STUDY == "digits-mlp"

@@ -1,0 +1,48 @@
+"""The README's Quickstart is what CI runs, and what it promises exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quickstart_lines() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quickstart", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_quickstart_is_two_command_lines() -> None:
+    first, second = _quickstart_lines()
+    assert first == "pip install . && nas-study run digits-mlp"
+    assert "pytest" in second and second.startswith("pip install")
+
+
+def test_ci_runs_the_readme_test_line() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "grep -m 1 -E '^pip install .*pytest' README.md" in ci
+    readme_lines = [ln for ln in (ROOT / "README.md").read_text().splitlines()]
+    matching = [ln for ln in readme_lines if re.match(r"^pip install .*pytest", ln)]
+    assert matching[0] == _quickstart_lines()[1]
+
+
+def test_readme_catalog_matches_the_shipped_files() -> None:
+    text = (ROOT / "README.md").read_text()
+    for path in (ROOT / "studies" / "catalog").glob("*.toml"):
+        assert f"`{path.stem}`" in text, path.stem
+
+
+def test_readme_study_file_example_is_valid() -> None:
+    from studies import parse_spec
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert block is not None
+    spec = parse_spec(block.group(1), "README.md")
+    assert spec.name == "my-study"
+    assert set(spec.objective.space.optimizers) == {"adamw", "sgd"}
+    assert dict(spec.objective.constraints) == {"params": 50_000.0}
