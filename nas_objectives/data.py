@@ -13,9 +13,11 @@ directly: no ``DataLoader`` and no per-sample transform.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -77,7 +79,8 @@ def load_dataset(
         download: Try to download a missing torchvision dataset.
 
     Raises:
-        DatasetError: unknown name, or files missing where they cannot be downloaded.
+        DatasetError: unknown name, files missing where they cannot be downloaded, or
+            files that cannot be read.
 
     Example:
         >>> d = load_dataset("digits")
@@ -171,10 +174,16 @@ def _torchvision(
                     raise
                 ds = cls(str(root), train=train, download=True)
         except (RuntimeError, OSError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DatasetError(
                 f"dataset {name!r} not found under {root} and could not be downloaded "
-                f"({reason}); put the files at {root}/{_WHERE[name]} or pass --data-dir"
+                f"({_first_line(exc)}); put the files at {root}/{_WHERE[name]} or pass --data-dir"
+            ) from exc
+        except _UNREADABLE as exc:
+            # A truncated or foreign file (say, a download cut short) fails inside
+            # torchvision's readers with these, not with RuntimeError.
+            raise DatasetError(
+                f"dataset {name!r} under {root} is unreadable ({_first_line(exc)}); "
+                f"replace the files at {root}/{_WHERE[name]}"
             ) from exc
         data = torch.as_tensor(np.asarray(ds.data))
         if data.ndim == 3:  # MNIST-style (N, H, W) uint8
@@ -184,6 +193,22 @@ def _torchvision(
         y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
         splits += [x, y]
     return splits[0], splits[1], splits[2], splits[3], len(ds.classes)
+
+
+# What torchvision's IDX and pickle readers raise on a truncated or malformed file.
+_UNREADABLE = (
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AssertionError,
+    pickle.UnpicklingError,
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _cifar10_class() -> type:
@@ -197,8 +222,8 @@ def _cifar10_class() -> type:
         re-packed copy or a small fixture in the same on-disk format loads too.
         """
 
-        train_list = [[f, None] for f, _ in CIFAR10.train_list]
-        test_list = [[f, None] for f, _ in CIFAR10.test_list]
-        meta = {**CIFAR10.meta, "md5": None}
+        train_list: ClassVar[list[list[str | None]]] = [[f, None] for f, _ in CIFAR10.train_list]
+        test_list: ClassVar[list[list[str | None]]] = [[f, None] for f, _ in CIFAR10.test_list]
+        meta: ClassVar[dict[str, str | None]] = {**CIFAR10.meta, "md5": None}
 
     return LocalCIFAR10

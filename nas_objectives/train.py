@@ -99,12 +99,16 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.
     model.eval()
     try:
         with torch.inference_mode(), _autocast(x.device):
-            return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+            return torch.cat(
+                [model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+            )
     finally:
         model.train(was_training)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+def _batches(
+    n: int, batch_size: int, gen: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
     # Drop the ragged last batch: a batch of one breaks BatchNorm, and the permutation
     # changes every epoch so every sample is still seen.
     perm = torch.randperm(n, device=device, generator=gen)
@@ -171,9 +175,7 @@ def train(
             # The one host sync of the epoch.
             mean_loss, n_correct = (loss_sum / steps).item(), int(correct.item())
             if not math.isfinite(mean_loss):
-                raise NonFiniteLossError(
-                    f"non-finite training loss ({mean_loss}) at epoch {epoch}"
-                )
+                raise NonFiniteLossError(f"non-finite training loss ({mean_loss}) at epoch {epoch}")
             ep = EpochResult(epoch, mean_loss, n_correct / len(data.y_val))
             result.history.append(ep)
             result.train_seconds = time.perf_counter() - start
