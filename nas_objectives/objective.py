@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from nas_objectives.metrics import (
 )
 from nas_objectives.models import build_model
 from nas_objectives.space import SearchSpace, suggest
-from nas_objectives.train import EpochResult, predict, train
+from nas_objectives.train import EpochResult, TrainingStoppedError, predict, train
 
 #: Quantities a constraint may bound from above (``max_<name>`` in a study file).
 CONSTRAINABLE = ("params", "flops", "latency_ms")
@@ -78,9 +79,12 @@ class Objective:
         1210.0
     """
 
-    def __init__(self, config: ObjectiveConfig, data: TensorData) -> None:
+    def __init__(
+        self, config: ObjectiveConfig, data: TensorData, *, stop: threading.Event | None = None
+    ) -> None:
         self.config = config
         self.data = data
+        self.stop = stop
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
         try:
@@ -88,7 +92,10 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            # A stop request is not an error of the trial: its reason is just "worker stopped".
+            stopped = isinstance(exc, TrainingStoppedError)
+            text = str(exc) if stopped else f"{type(exc).__name__}: {exc}"
+            reason = (text.splitlines() or [type(exc).__name__])[0][:500]
             trial.set_user_attr("fail_reason", reason)
             if not isinstance(exc, torch.OutOfMemoryError):
                 raise
@@ -139,7 +146,9 @@ class Objective:
                     trial.set_user_attr("epochs_run", ep.epoch)
                     raise optuna.TrialPruned(f"pruned at epoch {ep.epoch}")
 
-        result = train(model, settings, data, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch)
+        result = train(
+            model, settings, data, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch, stop=self.stop
+        )
         trial.set_user_attr("val_accuracy", curve)
         trial.set_user_attr("epochs_run", result.epochs_run)
         trial.set_user_attr("train_seconds", round(result.train_seconds, 4))

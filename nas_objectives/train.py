@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ from nas_objectives.space import OptimizerSettings
 
 class TrainingError(RuntimeError):
     """Training could not go on; the message is the trial's failure reason."""
+
+
+class TrainingStoppedError(TrainingError):
+    """Training was asked to stop (the worker got SIGINT/SIGTERM)."""
 
 
 class NonFiniteLossError(TrainingError):
@@ -125,6 +130,7 @@ def train(
     epochs: int,
     seed: int = 0,
     on_epoch: Callable[[EpochResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split for ``epochs`` epochs.
 
@@ -132,9 +138,11 @@ def train(
     syncs once per epoch, to read the loss and validation accuracy. ``on_epoch`` is
     called after every epoch (a pruning callback raises from there to stop). ``seed`` fixes
     the batch order and the dropout masks; the caller's global RNG state is left unchanged.
+    Setting ``stop`` ends training before the next step.
 
     Raises:
         NonFiniteLossError: the epoch's mean training loss is NaN or infinite.
+        TrainingStoppedError: ``stop`` was set.
 
     Example:
         >>> from nas_objectives import build_model, load_dataset
@@ -163,6 +171,8 @@ def train(
         for epoch in range(1, epochs + 1):
             loss_sum = torch.zeros((), device=device)
             for idx in _batches(len(y), batch_size, gen, device):
+                if stop is not None and stop.is_set():  # a flag read: no device sync
+                    raise TrainingStoppedError("worker stopped")
                 with _autocast(device):
                     loss = loss_fn(model(x[idx]), y[idx])
                 optimizer.zero_grad(set_to_none=True)

@@ -1,34 +1,46 @@
 """Where studies live: resolving a storage URL, hiding its secrets, opening the storage.
 
 Nothing outside this package builds an Optuna storage object.
+
+Example:
+    >>> from storage import HeartbeatSettings, open_storage
+    >>> s = open_storage("sqlite:///:memory:", heartbeat=HeartbeatSettings(interval=30))
 """
 
 from __future__ import annotations
 
-from storage._open import (
-    SUPPORTED_BACKENDS,
-    StorageError,
-    StorageURLError,
-    open_storage,
-    parse_storage_url,
-)
+from storage._check import StorageStatus, check_storage
+from storage._errors import MultiHostSQLiteWarning, StorageError, StorageURLError
+from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
+from storage._open import open_storage
+from storage._serve import serve_storage
 from storage._url import (
+    DEFAULT_GRPC_PORT,
     DEFAULT_STORAGE_URL,
     STORAGE_ENV_VAR,
+    SUPPORTED_BACKENDS,
+    parse_storage_url,
     redact_text,
     redact_url,
     resolve_storage_url,
 )
 
 __all__ = [
+    "DEFAULT_GRPC_PORT",
+    "DEFAULT_HEARTBEAT",
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV_VAR",
     "SUPPORTED_BACKENDS",
+    "HeartbeatSettings",
+    "MultiHostSQLiteWarning",
     "StorageError",
+    "StorageStatus",
     "StorageURLError",
+    "check_storage",
     "open_storage",
     "parse_storage_url",
     "redact_text",
     "redact_url",
     "resolve_storage_url",
+    "serve_storage",
 ]

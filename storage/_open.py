@@ -2,117 +2,133 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import time
 from typing import Any
 
 import optuna
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from storage._url import redact_text, redact_url
+from storage._engine import WORKER_POOL_SIZE, database_errors, engine_kwargs
+from storage._errors import StorageError
+from storage._grpc import open_grpc_proxy
+from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
+from storage._retry import RetryingRDBStorage
+from storage._sqlite import is_in_memory, prepare_sqlite_file
+from storage._url import parse_storage_url, redact_url
 
-#: The schemes ``open_storage`` accepts, as SQLAlchemy backend names.
-SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
-_EXTRA = {"postgresql": "postgres", "mysql": "mysql"}
-#: Seconds a SQLite writer waits for another's lock before failing.
-SQLITE_BUSY_TIMEOUT_S = 60
-
-
-class StorageError(RuntimeError):
-    """A storage could not be opened. The message never contains a password."""
-
-
-class StorageURLError(StorageError, ValueError):
-    """A storage URL is malformed or names an unknown scheme."""
+#: Attempts at opening a new database that other workers are initialising at the same time.
+INIT_ATTEMPTS = 5
 
 
-def parse_storage_url(url: str) -> URL:
-    """Validate ``url`` and pick our default drivers (psycopg 3 for ``postgresql://``).
-
-    Raises:
-        StorageURLError: not a URL, or a scheme other than sqlite, postgresql or mysql.
-    """
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as exc:
-        raise StorageURLError(
-            f"storage URL {redact_url(url)!r} is not a database URL "
-            "(expected sqlite:///FILE, postgresql://USER@HOST/DB or mysql+pymysql://USER@HOST/DB)"
-        ) from exc
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED_BACKENDS:
-        raise StorageURLError(
-            f"storage URL {redact_url(url)!r}: unknown scheme {parsed.drivername!r} "
-            f"(supported: {', '.join(SUPPORTED_BACKENDS)})"
-        )
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.drivername == "mysql":
-        parsed = parsed.set(drivername="mysql+pymysql")
-    return parsed
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str, *, heartbeat: HeartbeatSettings | None = DEFAULT_HEARTBEAT
+) -> optuna.storages.BaseStorage:
     """Open (and create, if new) the Optuna storage at ``url``.
 
     * ``sqlite:///FILE``: the file is switched to WAL mode with a busy timeout, so several
-      local processes can share it without "database is locked" errors.
+      local processes can share it; a file opened from several machines gets a
+      :class:`MultiHostSQLiteWarning`.
     * ``postgresql://`` (psycopg 3) and ``mysql+pymysql://``: pooled connections that are
       checked before use.
+    * ``grpc://HOST:PORT``: a client of :func:`serve_storage` running there. Optuna's proxy
+      client records no heartbeats, so ``heartbeat`` does not apply to it.
+
+    A database storage is an :class:`optuna.storages.RDBStorage` whose calls retry transient
+    connection errors (logged as warnings) with exponential backoff, and whose heartbeats
+    (unless ``heartbeat`` is ``None``) fail the trials of dead workers and queue a copy.
+
+    Args:
+        url: The storage URL.
+        heartbeat: Heartbeat settings, or ``None`` for no heartbeats.
 
     Raises:
         StorageURLError: the URL is malformed or its scheme unknown.
-        StorageError: the database cannot be reached or its driver is not installed; the
-            message names host, port and database and never the password.
+        StorageError: the database cannot be reached, its driver is not installed, or its
+            schema is older than this Optuna's; the message names host, port and database
+            and never the password.
 
     Example:
         >>> s = open_storage("sqlite:///:memory:")
-        >>> type(s).__name__
-        'RDBStorage'
+        >>> isinstance(s, optuna.storages.RDBStorage)
+        True
     """
     parsed = parse_storage_url(url)
-    backend = parsed.get_backend_name()
-    engine_kwargs: dict[str, Any] = {}
-    if backend == "sqlite":
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        _prepare_sqlite(parsed, url)
-    else:
-        engine_kwargs.update(pool_pre_ping=True, pool_size=2, max_overflow=4, pool_recycle=1800)
-    try:
-        return optuna.storages.RDBStorage(
-            parsed.render_as_string(hide_password=False), engine_kwargs=engine_kwargs
+    if parsed.get_backend_name() == "grpc":
+        return open_grpc_proxy(url, parsed)
+    return open_rdb_storage(url, parsed, heartbeat=heartbeat)
+
+
+def open_rdb_storage(
+    url: str,
+    parsed: URL,
+    *,
+    heartbeat: HeartbeatSettings | None,
+    pool_size: int = WORKER_POOL_SIZE,
+) -> RetryingRDBStorage:
+    """The retrying ``RDBStorage`` for the database URL ``parsed`` (see :func:`open_storage`)."""
+    if parsed.get_backend_name() == "sqlite":
+        prepare_sqlite_file(parsed, url)
+        if is_in_memory(parsed):
+            # Each thread gets its own in-memory database, so the heartbeat thread would
+            # find no tables; and no other worker can see such a database anyway.
+            heartbeat = None
+    with database_errors(url, parsed):
+        storage = _create_rdb_storage(
+            parsed.render_as_string(hide_password=False),
+            engine_kwargs=engine_kwargs(parsed, pool_size=pool_size),
+            heartbeat=heartbeat,
+            shown_url=url,
         )
-    except ModuleNotFoundError as exc:
-        raise StorageError(
-            f"storage {redact_url(url)}: the database driver {exc.name!r} is not installed; "
-            f"pip install 'nas-study[{_EXTRA.get(backend, backend)}]'"
-        ) from None
-    except (SQLAlchemyError, OSError) as exc:
-        reason = redact_text(_first_line(exc), url)
-        where = f"{parsed.host or 'localhost'}:{parsed.port or 'default port'}"
-        raise StorageError(
-            f"cannot open storage {redact_url(url)} (host {where}, database "
-            f"{parsed.database!r}): {reason}"
-        ) from None
+        current, head = storage.get_current_version(), storage.get_head_version()
+        known = current in storage.get_all_versions()
+    if current != head:
+        storage.engine.dispose()
+        raise StorageError(schema_mismatch_message(redact_url(url), current, head, known=known))
+    return storage
 
 
-def _prepare_sqlite(parsed: URL, url: str) -> None:
-    database = parsed.database
-    if not database or database == ":memory:":
-        return
-    path = Path(database)
-    if not path.parent.exists():
-        raise StorageError(f"storage {redact_url(url)}: directory {path.parent} does not exist")
-    try:
-        # WAL persists in the file, so setting it once here covers every later connection.
-        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error as exc:
-        raise StorageError(f"storage {redact_url(url)}: cannot open {path}: {exc}") from None
+def schema_mismatch_message(shown_url: str, current: str, head: str, *, known: bool) -> str:
+    """What to do about a database whose schema version is not this Optuna's."""
+    if known:
+        return (
+            f"storage {shown_url}: its schema ({current}) is older than optuna "
+            f"{optuna.__version__} needs ({head}); back it up, then run "
+            f"`optuna storage upgrade --storage {shown_url}`"
+        )
+    return (
+        f"storage {shown_url}: its schema ({current}) was written by a newer optuna than "
+        f"{optuna.__version__} (which knows up to {head}); pip install -U optuna"
+    )
 
 
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return text[0] if text else type(orig).__name__
+def _create_rdb_storage(
+    url: str,
+    *,
+    engine_kwargs: dict[str, Any],
+    heartbeat: HeartbeatSettings | None,
+    shown_url: str,
+) -> RetryingRDBStorage:
+    # Workers started together on a new database all create Optuna's tables and stamp its
+    # schema version; all but one then fail ("table studies already exists", a duplicate
+    # alembic_version row). Trying again finds the tables the winner made.
+    for attempt in range(1, INIT_ATTEMPTS + 1):
+        try:
+            return RetryingRDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat=heartbeat,
+                shown_url=shown_url,
+                # We compare the versions ourselves, to say what to do in one line.
+                skip_compatibility_check=True,
+            )
+        except SQLAlchemyError as exc:
+            if attempt == INIT_ATTEMPTS or not _lost_creation_race(exc):
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lost_creation_race(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return isinstance(exc, IntegrityError) or "already exists" in text

@@ -1,17 +1,26 @@
-"""Which storage URL to use, and how to show one without its secrets."""
+"""Which storage URL to use, what it names, and how to show one without its secrets."""
 
 from __future__ import annotations
 
 import os
 import re
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from storage._errors import StorageURLError
 
 #: Environment variable that names the storage when ``--storage`` is not given.
 STORAGE_ENV_VAR = "NAS_STUDY_STORAGE"
 #: The embedded default: a SQLite file in the current directory.
 DEFAULT_STORAGE_URL = "sqlite:///nas-study.db"
+
+#: The database schemes that become an Optuna ``RDBStorage``, as SQLAlchemy backend names.
+RDB_BACKENDS = ("sqlite", "postgresql", "mysql")
+#: Every scheme ``open_storage`` accepts: the databases and Optuna's gRPC proxy.
+SUPPORTED_BACKENDS = (*RDB_BACKENDS, "grpc")
+#: The port of ``grpc://HOST`` when none is given (Optuna's default).
+DEFAULT_GRPC_PORT = 13000
 
 _SECRET_KEYS = re.compile(r"pass|secret|token|key|auth|credential", re.IGNORECASE)
 _MASK = "***"
@@ -61,3 +70,42 @@ def redact_text(text: str, url: str) -> str:
         if secret:
             text = text.replace(str(secret), _MASK)
     return text
+
+
+def parse_storage_url(url: str) -> URL:
+    """Validate ``url`` and pick our default drivers (psycopg 3 for ``postgresql://``).
+
+    ``grpc://HOST[:PORT]`` names an Optuna gRPC proxy; its port defaults to 13000.
+
+    Raises:
+        StorageURLError: not a URL, or a scheme other than sqlite, postgresql, mysql or grpc.
+
+    Example:
+        >>> parse_storage_url("postgresql://alice@db/optuna").drivername
+        'postgresql+psycopg'
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StorageURLError(
+            f"storage URL {redact_url(url)!r} is not a database URL (expected sqlite:///FILE, "
+            "postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB or grpc://HOST:PORT)"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StorageURLError(
+            f"storage URL {redact_url(url)!r}: unknown scheme {parsed.drivername!r} "
+            f"(supported: {', '.join(SUPPORTED_BACKENDS)})"
+        )
+    if backend == "grpc":
+        if parsed.drivername != "grpc" or not parsed.host or parsed.database or parsed.query:
+            raise StorageURLError(
+                f"storage URL {redact_url(url)!r}: a gRPC proxy is named grpc://HOST:PORT, "
+                "with no driver, database or options"
+            )
+        return parsed.set(port=parsed.port or DEFAULT_GRPC_PORT)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername == "mysql":
+        parsed = parsed.set(drivername="mysql+pymysql")
+    return parsed

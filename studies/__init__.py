@@ -5,21 +5,26 @@ from __future__ import annotations
 
 from studies._catalog import DEFAULT_STUDY, catalog, catalog_dir, resolve_spec
 from studies._components import build_pruner, build_sampler
+from studies._launch import launch_workers, stop_on_signals
 from studies._results import best_trials, format_rows, metric_names, summary_rows, trial_rows
 from studies._runner import (
     BUDGET_STATES,
+    WORKER_STOPPED,
+    BudgetReachedError,
     RunReport,
     StudyRunError,
     count_budget,
     open_study,
     resolve_device,
     run_study,
+    run_trials,
 )
 from studies._spec import (
     PRUNERS,
     SAMPLERS,
     ComponentSpec,
     DatasetSpec,
+    HeartbeatSpec,
     StudySpec,
     StudySpecError,
     load_spec,
@@ -31,8 +36,11 @@ __all__ = [
     "DEFAULT_STUDY",
     "PRUNERS",
     "SAMPLERS",
+    "WORKER_STOPPED",
+    "BudgetReachedError",
     "ComponentSpec",
     "DatasetSpec",
+    "HeartbeatSpec",
     "RunReport",
     "StudyRunError",
     "StudySpec",
@@ -44,6 +52,7 @@ __all__ = [
     "catalog_dir",
     "count_budget",
     "format_rows",
+    "launch_workers",
     "load_spec",
     "metric_names",
     "open_study",
@@ -51,6 +60,8 @@ __all__ = [
     "resolve_device",
     "resolve_spec",
     "run_study",
+    "run_trials",
+    "stop_on_signals",
     "summary_rows",
     "trial_rows",
 ]

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
 import os
+import socket
 import sys
+import threading
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import optuna
 import torch
-from optuna.study import MaxTrialsCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
+from tqdm.auto import tqdm
 
 from nas_objectives import Objective, load_dataset
 from studies._components import build_pruner, build_sampler
@@ -122,17 +128,22 @@ class _FailureGuard:
         self.in_a_row = 0
         self.total = 0
         self.last_reason = ""
+        self.last_trial: FrozenTrial | None = None
         self.tripped = False
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.seen += 1
+        self.last_trial = trial
         if trial.state != TrialState.FAIL:
             self.in_a_row = 0
             return
         self.in_a_row += 1
         self.total += 1
         self.last_reason = str(trial.user_attrs.get("fail_reason", "unknown reason"))
-        if self.in_a_row >= self.limit:
+        if self.last_reason in (WORKER_STOPPED, "budget reached"):
+            self.total -= 1  # not a failure of the setup
+            self.in_a_row -= 1
+        elif self.in_a_row >= self.limit:
             self.tripped = True
             study.stop()
 
@@ -147,6 +158,51 @@ class RunReport:
     failed: int
     stopped_for_failures: bool
     last_failure: str
+    stopped: bool = False
+
+
+class BudgetReachedError(RuntimeError):
+    """This trial started after the study's budget was already taken by other trials."""
+
+
+class _BudgetedObjective:
+    """Runs the objective only if the trial fits in the study's global budget.
+
+    Trials are ranked by number among the trials that have not failed (COMPLETE, PRUNED,
+    RUNNING, WAITING). Failures only ever lower a rank, so a trial that starts with a rank
+    below the budget stays below it, and at most ``budget`` trials end COMPLETE or PRUNED
+    however many workers race for the last slots. A trial that starts over the budget ends
+    at once as FAIL with the reason "budget reached".
+
+    The rank read is skipped when it cannot matter: a trial's rank is at most its number
+    minus the failures the worker loop saw before asking for it (trials are numbered
+    densely, and those failures all have lower numbers).
+    """
+
+    def __init__(
+        self, objective: Callable[[optuna.trial.Trial], float | Sequence[float]], budget: int
+    ) -> None:
+        self.objective = objective
+        self.budget = budget
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.known_failed = 0  # set by the worker loop before each trial
+
+    def __call__(self, trial: optuna.trial.Trial) -> float | Sequence[float]:
+        trial.set_user_attr("worker", self.worker)
+        if trial.number - self.known_failed >= self.budget and self._rank(trial) >= self.budget:
+            trial.set_user_attr("fail_reason", "budget reached")
+            raise BudgetReachedError(f"budget of {self.budget} trials already taken")
+        return self.objective(trial)
+
+    @staticmethod
+    def _rank(trial: optuna.trial.Trial) -> int:
+        alive = trial.study.get_trials(deepcopy=False, states=_ALIVE_STATES)
+        return sum(1 for t in alive if t.number < trial.number)
+
+
+_ALIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+#: Reason recorded on a trial ended by a stop request (SIGINT/SIGTERM); it is re-queued.
+WORKER_STOPPED = "worker stopped"
 
 
 def run_study(
@@ -154,21 +210,37 @@ def run_study(
     storage: optuna.storages.BaseStorage,
     *,
     n_trials: int | None = None,
+    max_trials: int | None = None,
     timeout: float | None = None,
     study_name: str | None = None,
     device: str = "auto",
     data_dir: str | None = None,
     seed: int | None = None,
+    worker_index: int = 0,
     epochs: int | None = None,
     progress: bool | None = None,
     max_failures_in_a_row: int = 5,
+    stop: threading.Event | None = None,
+    poll_interval: float = 2.0,
     on_start: Callable[[optuna.Study], None] | None = None,
 ) -> RunReport:
-    """Create or join the study and run trials until its budget is met.
+    """Create or join the study and run trials until one of these happens.
 
-    ``n_trials`` is the study's global budget: trials COMPLETE or PRUNED, whoever ran
-    them. A study already at its budget runs nothing. ``on_start`` is called once the data
-    is loaded and the study opened, before the first trial.
+    * The study's **global** budget is met: ``n_trials`` (default: the study file's)
+      trials COMPLETE or PRUNED, whoever ran them. A study already at its budget runs
+      nothing.
+    * This worker's own limit: ``max_trials`` trials run here, or ``timeout`` seconds.
+    * ``stop`` is set (the CLI sets it on SIGINT/SIGTERM): the running trial ends at the
+      next training step as FAIL with reason "worker stopped", and a copy is re-queued.
+    * ``max_failures_in_a_row`` trials failed here in a row (a broken setup).
+
+    When every remaining slot of the budget is held by trials running elsewhere, the
+    worker waits (polling every ``poll_interval`` seconds) for them to finish, or for
+    heartbeats to declare them dead and re-queue them, rather than exit early.
+
+    The sampler is seeded with the study seed plus ``worker_index``, so a rerun with the
+    same seeds and workers samples the same way; trial ``n`` trains with seed + ``n``.
+    ``on_start`` is called once the data is loaded and the study opened.
 
     Raises:
         StudyRunError, nas_objectives.DatasetError: setup problems, before any trial runs.
@@ -186,21 +258,80 @@ def run_study(
         data_dir=data_dir or spec.dataset.data_dir,
         val_fraction=spec.dataset.val_fraction,
     )
-    study = open_study(spec, storage, study_name=study_name, seed=seed)
+    study = open_study(spec, storage, study_name=study_name, seed=objective_cfg.seed + worker_index)
     if on_start is not None:
         on_start(study)
-    budget = n_trials if n_trials is not None else spec.n_trials
-    remaining = budget - count_budget(study)
+    stop = stop or threading.Event()
+    return run_trials(
+        study,
+        Objective(objective_cfg, data, stop=stop),
+        budget=n_trials if n_trials is not None else spec.n_trials,
+        max_trials=max_trials,
+        timeout=timeout if timeout is not None else spec.timeout,
+        stop=stop,
+        progress=progress,
+        max_failures_in_a_row=max_failures_in_a_row,
+        poll_interval=poll_interval,
+    )
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.trial.Trial], float | Sequence[float]],
+    *,
+    budget: int,
+    max_trials: int | None = None,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
+    progress: bool | None = False,
+    max_failures_in_a_row: int = 5,
+    poll_interval: float = 2.0,
+) -> RunReport:
+    """The worker loop of :func:`run_study`, for any objective (see there for when it stops).
+
+    Each trial runs through :meth:`optuna.Study.optimize` (one trial per call), so Optuna's
+    heartbeats, stale-trial handling, logging and ``tell`` all apply unchanged.
+    """
+    stop = stop or threading.Event()
+    budgeted = _BudgetedObjective(objective, budget)
     guard = _FailureGuard(max_failures_in_a_row)
-    if remaining > 0:
-        study.optimize(
-            Objective(objective_cfg, data),
-            n_trials=remaining,
-            timeout=timeout if timeout is not None else spec.timeout,
-            catch=(Exception,),
-            callbacks=[MaxTrialsCallback(budget, states=BUDGET_STATES), guard],
-            show_progress_bar=show_progress() if progress is None else progress,
-        )
+    heartbeat = is_heartbeat_enabled(study._storage)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    bar = _progress_bar(budget, study, progress)
+    try:
+        while not stop.is_set() and not guard.tripped:
+            if max_trials is not None and guard.seen >= max_trials:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            everything = study.get_trials(deepcopy=False)
+            trials = [t for t in everything if t.state in _ALIVE_STATES]
+            done = sum(1 for t in trials if t.state in BUDGET_STATES)
+            if bar is not None:
+                bar.n = done
+                bar.refresh()
+            if done >= budget:
+                break
+            waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+            if len(trials) >= budget and not waiting:
+                if not heartbeat:
+                    break  # nothing would ever free a slot held by a dead worker
+                stop.wait(poll_interval)  # woken at once by a stop request
+                # Optuna fails stale trials before each trial it runs; a waiting worker
+                # runs none, so it does that itself, and re-queued copies free the slots.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    fail_stale_trials(study)
+                continue
+            budgeted.known_failed = len(everything) - len(trials)
+            study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[guard])
+            last = guard.last_trial
+            if last is not None and last.user_attrs.get("fail_reason") == WORKER_STOPPED:
+                _requeue(study, last)
+    finally:
+        if bar is not None:
+            bar.n = count_budget(study)
+            bar.close()
     return RunReport(
         study=study,
         budget=budget,
@@ -208,4 +339,20 @@ def run_study(
         failed=guard.total,
         stopped_for_failures=guard.tripped,
         last_failure=guard.last_reason,
+        stopped=stop.is_set(),
     )
+
+
+def _requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a copy of a trial a stop request interrupted, as Optuna does for stale trials
+    (same params; ``failed_trial``/``retry_history`` system attrs), minus the user attrs,
+    which describe the interrupted run (its ``fail_reason`` above all), not the copy."""
+    fresh = copy.deepcopy(trial)
+    fresh.user_attrs = {}
+    RetryHeartbeatStaleTrialCallback(max_retry=None)(study, fresh)
+
+
+def _progress_bar(total: int, study: optuna.Study, progress: bool | None) -> tqdm | None:
+    if not (show_progress() if progress is None else progress):
+        return None
+    return tqdm(total=total, initial=count_budget(study), unit="trial", dynamic_ncols=True)

@@ -62,6 +62,19 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
+class HeartbeatSpec:
+    """How workers prove they are alive, and how often a dead worker's trial is retried.
+
+    A RUNNING trial whose worker sent no heartbeat for ``grace_period`` seconds becomes
+    FAIL, and a copy is queued for another worker, at most ``max_retry`` times.
+    """
+
+    interval: int = 60
+    grace_period: int = 180
+    max_retry: int = 3
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A validated study file.
 
@@ -76,6 +89,7 @@ class StudySpec:
     pruner: ComponentSpec
     n_trials: int
     timeout: float | None = None
+    heartbeat: HeartbeatSpec = HeartbeatSpec()
     description: str = ""
     path: str = "<memory>"
     source: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -108,6 +122,7 @@ _TOP = {
     "n_trials",
     "timeout",
     "seed",
+    "heartbeat",
 }
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc")
 PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
@@ -313,6 +328,7 @@ class _Parser:
             pruner=pruner,
             n_trials=self.positive_int(data, "n_trials", 50),
             timeout=float(timeout) if timeout is not None else None,
+            heartbeat=self.heartbeat(data),
             path=self.path,
             source=data,
         )
@@ -401,6 +417,31 @@ class _Parser:
                 t, "label_smoothing", "training", d.label_smoothing, log=False, lo=0.0, hi=0.5
             ),
         )
+
+    def heartbeat(self, data: Mapping[str, Any]) -> HeartbeatSpec:
+        t = self.table(data, "heartbeat", "heartbeat", {"interval", "grace_period", "max_retry"})
+        d = HeartbeatSpec()
+        values = {}
+        for key, default in (
+            ("interval", d.interval),
+            ("grace_period", None),
+            ("max_retry", d.max_retry),
+        ):
+            value = t.get(key, default)
+            if value is None:
+                continue
+            self.number(value, f"heartbeat.{key}", integer=True)
+            if value < (0 if key == "max_retry" else 1):
+                raise self.fail(f"heartbeat.{key}", "must be positive", value)
+            values[key] = int(value)
+        values.setdefault("grace_period", 3 * values["interval"])
+        if values["grace_period"] <= values["interval"]:
+            raise self.fail(
+                "heartbeat.grace_period",
+                "must be longer than heartbeat.interval",
+                values["grace_period"],
+            )
+        return HeartbeatSpec(**values)
 
     def constraints(self, data: Mapping[str, Any]) -> dict[str, float]:
         t = self.table(data, "constraints", "constraints", {f"max_{c}" for c in CONSTRAINABLE})

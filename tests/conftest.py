@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,20 +30,20 @@ def sqlite_url(tmp_path: os.PathLike[str]) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
-    """A real SQLite file, then the real PostgreSQL server (studies removed afterwards)."""
+    """A real SQLite file, then the real PostgreSQL server. Use with ``unique_name``."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/studies.db"
-        return
-    yield POSTGRES_URL
-    from storage import open_storage
-
-    storage = open_storage(POSTGRES_URL)
-    for s in optuna.get_all_study_summaries(storage):
-        if s.study_name.startswith("pytest-"):
-            optuna.delete_study(study_name=s.study_name, storage=storage)
+    else:
+        yield POSTGRES_URL
 
 
 @pytest.fixture
-def unique_name() -> str:
-    """A study name no other test (or earlier run) uses; cleaned up on PostgreSQL."""
-    return f"pytest-{uuid.uuid4().hex[:10]}"
+def unique_name() -> Iterator[str]:
+    """A study name no other test (or run) uses; that study is removed from PostgreSQL after."""
+    name = f"pytest-{uuid.uuid4().hex[:10]}"
+    yield name
+    from storage import open_storage
+
+    storage = open_storage(POSTGRES_URL, heartbeat=None)
+    with contextlib.suppress(KeyError):
+        optuna.delete_study(study_name=name, storage=storage)

@@ -40,9 +40,20 @@ def test_readme_study_file_example_is_valid() -> None:
     from studies import parse_spec
 
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"```toml\n(.*?)```", text, re.S)
-    assert block is not None
-    spec = parse_spec(block.group(1), "README.md")
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    example = [b for b in blocks if 'name = "my-study"' in b]
+    assert len(example) == 1
+    spec = parse_spec(example[0], "README.md")
     assert spec.name == "my-study"
     assert set(spec.objective.space.optimizers) == {"adamw", "sgd"}
     assert dict(spec.objective.constraints) == {"params": 50_000.0}
+
+
+def test_readme_heartbeat_example_is_valid() -> None:
+    from studies import HeartbeatSpec, parse_spec
+
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    snippet = next(b for b in blocks if b.lstrip().startswith("[heartbeat]"))
+    spec = parse_spec('name = "x"\ndataset = "digits"\n' + snippet, "README.md")
+    assert spec.heartbeat == HeartbeatSpec(interval=60, grace_period=180, max_retry=3)

@@ -5,6 +5,8 @@ import pytest
 from storage import (
     DEFAULT_STORAGE_URL,
     STORAGE_ENV_VAR,
+    StorageURLError,
+    parse_storage_url,
     redact_text,
     redact_url,
     resolve_storage_url,
@@ -46,3 +48,11 @@ def test_redact_url_keeps_the_rest_readable() -> None:
     shown = redact_url("postgresql://alice:pw@db:5432/optuna?connect_timeout=5")
     assert shown == "postgresql://alice:***@db:5432/optuna?connect_timeout=5"
     assert redact_url("sqlite:///nas-study.db") == "sqlite:///nas-study.db"
+
+
+def test_grpc_urls_are_parsed() -> None:
+    assert parse_storage_url("grpc://proxy.internal").port == 13000
+    assert parse_storage_url("grpc://[::1]:14000").host == "::1"
+    for bad in ("grpc://h:1/some_db", "grpc+tls://h:1", "grpc://h:1?timeout=3"):
+        with pytest.raises(StorageURLError, match="grpc://HOST:PORT"):
+            parse_storage_url(bad)

@@ -206,7 +206,7 @@ def test_bad_input_through_the_real_entry_point_has_no_traceback(tmp_path: Path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "nas-study: error: storage URL 'redis://localhost:6379/0': unknown scheme 'redis' "
-        "(supported: sqlite, postgresql, mysql)"
+        "(supported: sqlite, postgresql, mysql, grpc)"
     )
 
 

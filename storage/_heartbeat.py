@@ -1,0 +1,62 @@
+"""Heartbeats: how a dead worker's RUNNING trial is noticed, failed and queued again."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    """How often workers prove they are alive, and what happens to a trial when one dies.
+
+    A worker records a heartbeat for its RUNNING trial every ``interval`` seconds. Once a
+    trial has had none for ``grace_period`` seconds, the next worker that asks for a trial
+    (or anyone calling :func:`optuna.storages.fail_stale_trials`) marks it FAIL and queues a
+    WAITING copy with the same parameters, at most ``max_retry`` times per original trial.
+
+    Attributes:
+        interval: Seconds between heartbeats.
+        grace_period: Seconds without a heartbeat before a trial is declared dead, longer
+            than ``interval``; ``None`` keeps Optuna's default of ``2 * interval``.
+        max_retry: How many copies of one dead trial may be queued.
+
+    Example:
+        >>> HeartbeatSettings(interval=10, grace_period=30).max_retry
+        3
+    """
+
+    interval: int = 60
+    grace_period: int | None = None
+    max_retry: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise ValueError(f"heartbeat interval must be at least 1 second, got {self.interval}")
+        if self.grace_period is not None and self.grace_period <= self.interval:
+            # A live worker would be declared dead between two of its own heartbeats.
+            raise ValueError(
+                f"heartbeat grace period ({self.grace_period} s) must be longer than the "
+                f"interval ({self.interval} s)"
+            )
+        if self.max_retry < 0:
+            raise ValueError(f"heartbeat max_retry must not be negative, got {self.max_retry}")
+
+    def rdb_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`optuna.storages.RDBStorage` for these settings."""
+        with warnings.catch_warnings():
+            # The callback is an Optuna "experimental" class; its warning is noise for our users.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)
+        return {
+            "heartbeat_interval": self.interval,
+            "grace_period": self.grace_period,
+            "heartbeat_stale_trial_callback": callback,
+        }
+
+
+#: The settings ``open_storage`` uses unless told otherwise.
+DEFAULT_HEARTBEAT = HeartbeatSettings()

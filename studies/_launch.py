@@ -1,0 +1,123 @@
+"""The local launcher: N worker processes on this machine, one combined progress line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
+
+import optuna
+from tqdm.auto import tqdm
+
+from storage import STORAGE_ENV_VAR
+from studies._runner import count_budget
+
+_logger = logging.getLogger(__name__)
+
+
+def launch_workers(
+    study: optuna.Study,
+    study_arg: str,
+    storage_url: str,
+    *,
+    n_workers: int,
+    budget: int,
+    worker_args: Sequence[str] = (),
+    gpus: Sequence[str] = (),
+    progress: bool = False,
+    poll_interval: float = 2.0,
+) -> int:
+    """Start ``n_workers`` ``nas-study worker`` processes and wait for all of them.
+
+    * With ``gpus``, worker ``i`` sees only ``gpus[i % len(gpus)]`` (``CUDA_VISIBLE_DEVICES``)
+      and trains on ``cuda``.
+    * Worker ``i`` gets ``--worker-index i``, so its sampler seed is the study seed + i.
+    * The storage URL reaches the workers through ``$NAS_STUDY_STORAGE``, never their
+      command line, so a password in it does not show in ``ps``.
+    * SIGINT/SIGTERM are forwarded to every worker (which finish their trial cleanly); a
+      second signal kills them.
+
+    Returns:
+        0 if every worker exited 0, else 1.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+    for i in range(n_workers):
+        env = {**os.environ, STORAGE_ENV_VAR: storage_url}
+        args = [sys.executable, "-m", "studies", "--quiet", "worker", study_arg]
+        args += ["--worker-index", str(i), *worker_args]
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            args += ["--device", "cuda"]
+        procs.append(subprocess.Popen(args, env=env))
+    _logger.info("launched %d workers: pids %s", n_workers, " ".join(str(p.pid) for p in procs))
+
+    signals_seen = 0
+    stopping = threading.Event()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        stopping.set()
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL if signals_seen > 1 else signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    bar = tqdm(total=budget, initial=count_budget(study), unit="trial") if progress else None
+    last_done = -1
+    try:
+        while any(p.poll() is None for p in procs):
+            done = count_budget(study)
+            alive = sum(p.poll() is None for p in procs)
+            if bar is not None:
+                bar.n = done
+                bar.set_postfix_str(f"{alive}/{n_workers} workers")
+            elif done != last_done:
+                _logger.info(
+                    "%d/%d trials complete or pruned, %d workers running", done, budget, alive
+                )
+            last_done = done
+            stopping.wait(poll_interval)  # woken early by a signal
+            stopping.clear()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if bar is not None:
+            bar.n = count_budget(study)
+            bar.close()
+    codes = [p.wait() for p in procs]
+    failed = [(p.pid, c) for p, c in zip(procs, codes, strict=True) if c != 0]
+    for pid, code in failed:
+        _logger.error("worker pid %d exited with status %d", pid, code)
+    _logger.info("%d/%d trials complete or pruned", count_budget(study), budget)
+    return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Within the block, a first SIGINT/SIGTERM sets the yielded event (finish cleanly) and
+    a second exits the process at once. The previous handlers come back afterwards."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set()
+        print(
+            "nas-study: stopping: the running trial ends as 'worker stopped' and is re-queued "
+            "(signal again to exit at once)",
+            file=sys.stderr,
+        )
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)

@@ -1,0 +1,71 @@
+"""Fixtures of the storage tests: the real PostgreSQL and MariaDB servers, free ports, polling."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import optuna
+import psycopg
+import pytest
+from optuna.storages import RDBStorage
+
+from storage import DEFAULT_HEARTBEAT, HeartbeatSettings, open_storage
+from tests.conftest import POSTGRES_URL
+
+#: The MariaDB server of this machine; a database ``test`` that root may use without password.
+MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout} s for {what}")
+        time.sleep(0.05)  # pacing between polls, not synchronisation
+
+
+def delete_study_if_present(url: str, name: str) -> None:
+    """Delete study ``name`` unless it is gone (another test run may clean up too)."""
+    storage = open_storage(url, heartbeat=None)
+    with contextlib.suppress(KeyError):
+        optuna.delete_study(study_name=name, storage=storage)
+
+
+@pytest.fixture
+def postgres_url(unique_name: str) -> Iterator[str]:
+    """The real PostgreSQL server; the test's ``unique_name`` study is deleted afterwards."""
+    yield POSTGRES_URL
+    delete_study_if_present(POSTGRES_URL, unique_name)
+
+
+@pytest.fixture
+def postgres_admin() -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A separate autocommit connection, for pg_stat_activity and pg_terminate_backend."""
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def app_name() -> str:
+    """An ``application_name`` that marks only this test's PostgreSQL connections."""
+    return f"pytest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (just now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def open_rdb(url: str, *, heartbeat: HeartbeatSettings | None = DEFAULT_HEARTBEAT) -> RDBStorage:
+    """``open_storage`` for a database URL, typed as the ``RDBStorage`` it returns."""
+    storage = open_storage(url, heartbeat=heartbeat)
+    assert isinstance(storage, RDBStorage)
+    return storage
