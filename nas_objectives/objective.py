@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import optuna
 import torch
@@ -25,6 +26,12 @@ from nas_objectives.train import EpochResult, TrainingStoppedError, predict, tra
 
 #: Quantities a constraint may bound from above (``max_<name>`` in a study file).
 CONSTRAINABLE = ("params", "flops", "latency_ms")
+
+
+#: Called after every epoch of a multi-objective trial with the trial, the epoch (from 1)
+#: and the trial's objective values at that epoch (validation accuracy standing in for
+#: accuracy and F1; the cost objectives as measured); returns why to prune, or None.
+EpochPruner = Callable[[optuna.trial.BaseTrial, int, tuple[float, ...]], "str | None"]
 
 
 class TrialFailedError(RuntimeError):
@@ -80,11 +87,17 @@ class Objective:
     """
 
     def __init__(
-        self, config: ObjectiveConfig, data: TensorData, *, stop: threading.Event | None = None
+        self,
+        config: ObjectiveConfig,
+        data: TensorData,
+        *,
+        stop: threading.Event | None = None,
+        epoch_pruner: EpochPruner | None = None,
     ) -> None:
         self.config = config
         self.data = data
         self.stop = stop
+        self.epoch_pruner = epoch_pruner
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
         try:
@@ -137,14 +150,30 @@ class Objective:
         # latency, a pruner would stop the trials that learn best.
         report = len(cfg.objectives) == 1 and OBJECTIVES[cfg.objectives[0]] == "maximize"
 
+        def prune(epoch: int, reason: str) -> NoReturn:
+            trial.set_user_attr("epochs_run", epoch)
+            trial.set_user_attr("pruned_at_epoch", epoch)
+            trial.set_user_attr("pruned_by", reason)
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}: {reason}")
+
         def on_epoch(ep: EpochResult) -> None:
             curve.append(ep.val_accuracy)
             if report:
                 trial.report(ep.val_accuracy, ep.epoch)
                 if trial.should_prune():
                     trial.set_user_attr("val_accuracy", curve)
-                    trial.set_user_attr("epochs_run", ep.epoch)
-                    raise optuna.TrialPruned(f"pruned at epoch {ep.epoch}")
+                    pruner = getattr(getattr(trial, "study", None), "pruner", None)
+                    prune(ep.epoch, type(pruner).__name__)
+            elif self.epoch_pruner is not None:
+                # Optuna refuses trial.report in multi-objective studies (and its TPE cannot
+                # rank pruned multi-objective trials that carry intermediate values), so the
+                # curve is shared through a user attribute, written every epoch.
+                trial.set_user_attr("val_accuracy", list(curve))
+                now = {**costs, "accuracy": ep.val_accuracy, "f1": ep.val_accuracy}
+                values = tuple(float(now[name]) for name in cfg.objectives)
+                reason = self.epoch_pruner(trial, ep.epoch, values)
+                if reason is not None:
+                    prune(ep.epoch, reason)
 
         result = train(
             model, settings, data, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch, stop=self.stop

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from nas_objectives.objective import EpochPruner
+from studies._mo_pruners import MO_PRUNERS, build_mo_pruner, check_mo_pruner_options
+
 if TYPE_CHECKING:
     from studies._spec import StudySpec
 
@@ -42,7 +45,10 @@ def _factory(kind: str, name: str) -> Callable[..., Any]:
 
 
 def check_options(kind: str, name: str, options: Mapping[str, Any]) -> tuple[str, str, Any] | None:
-    """Return ``(field, problem, value)`` if ``options`` don't suit Optuna's class, else None."""
+    """Return ``(field, problem, value)`` if ``options`` don't suit the pruner or Optuna's
+    class, else None."""
+    if kind == "pruner" and name in MO_PRUNERS:
+        return check_mo_pruner_options(name, options)
     factory = _factory(kind, name)
     accepted = set(inspect.signature(factory).parameters) - _RESERVED
     for key, value in options.items():
@@ -68,5 +74,28 @@ def build_sampler(spec: StudySpec, seed: int | None = None) -> optuna.samplers.B
 
 
 def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    """The study's pruner (``NopPruner`` for ``none``)."""
+    """The study's Optuna pruner: ``NopPruner`` for ``none`` and for our own pruners, which
+    decide through :func:`build_epoch_pruner` instead."""
+    if spec.pruner.name in MO_PRUNERS:
+        return optuna.pruners.NopPruner()
     return _PRUNERS[spec.pruner.name](**spec.pruner.options)
+
+
+def build_epoch_pruner(spec: StudySpec) -> EpochPruner | None:
+    """The per-epoch decision of a ``pareto_rank`` or ``dominance`` pruner, else None.
+
+    It compares the trial, at each epoch, with every other trial at the same epoch, as
+    stored in the shared storage, so every worker decides from the same data.
+    """
+    if spec.pruner.name not in MO_PRUNERS:
+        return None
+    pruner = build_mo_pruner(spec.pruner.name, spec.pruner.options)
+    pruner.bind(list(spec.objectives), list(spec.directions))
+
+    def decide(trial: optuna.trial.BaseTrial, epoch: int, values: tuple[float, ...]) -> str | None:
+        study = getattr(trial, "study", None)
+        if study is None:  # a FixedTrial: no study to compare with
+            return None
+        return pruner.decide(study, trial.number, epoch, values)
+
+    return decide

@@ -38,13 +38,14 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def trial_rows(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
-    """One dict per trial: ``trial``, one key per objective, ``arch``."""
+    """One dict per trial: ``trial``, one key per objective, ``epochs`` trained, ``arch``."""
     names = metric_names(study)
     rows = []
     for t in trials:
         row: dict[str, Any] = {"trial": t.number}
         for name, value in zip(names, t.values or [], strict=False):
             row[name] = int(value) if name in ("params", "flops") else value
+        row["epochs"] = t.user_attrs.get("epochs_run")
         row["arch"] = t.user_attrs.get("arch", "")
         rows.append(row)
     return rows

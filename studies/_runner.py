@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from nas_objectives import Objective, load_dataset
-from studies._components import build_pruner, build_sampler
+from studies._components import build_epoch_pruner, build_pruner, build_sampler
 from studies._spec import StudySpec
 
 _logger = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ def run_study(
     stop = stop or threading.Event()
     return run_trials(
         study,
-        Objective(objective_cfg, data, stop=stop),
+        Objective(objective_cfg, data, stop=stop, epoch_pruner=build_epoch_pruner(spec)),
         budget=n_trials if n_trials is not None else spec.n_trials,
         max_trials=max_trials,
         timeout=timeout if timeout is not None else spec.timeout,

@@ -33,6 +33,7 @@ from nas_objectives import (
     TrainingSpace,
 )
 from nas_objectives.metrics import Direction
+from studies._mo_pruners import MO_PRUNERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -125,7 +126,10 @@ _TOP = {
     "heartbeat",
 }
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc")
-PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
+#: Optuna's own pruners (single-objective studies only) ...
+OPTUNA_PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
+#: ... and ours (MO_PRUNERS), which also prune multi-objective studies.
+PRUNERS = OPTUNA_PRUNERS + MO_PRUNERS
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -313,10 +317,10 @@ class _Parser:
             constraints=self.constraints(data),
         )
         pruner = self.component(data, "pruner", PRUNERS, "none")
-        if pruner.name != "none" and len(objectives) > 1:
+        if pruner.name in OPTUNA_PRUNERS[1:] and len(objectives) > 1:
             raise self.fail(
                 "pruner.name",
-                "Optuna's pruners need a single objective; use pruner 'none' here",
+                "Optuna's pruners need a single objective; use 'pareto_rank' or 'dominance'",
                 pruner.name,
             )
         return StudySpec(

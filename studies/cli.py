@@ -316,7 +316,11 @@ def _cmd_storage(args: argparse.Namespace, url: str) -> int:
 
 
 def _print_best(study: optuna.Study, fmt: str) -> None:
-    rows = trial_rows(study, best_trials(study))
+    trials = best_trials(study)
+    rows = trial_rows(study, trials)
+    if fmt == "json":  # the full per-epoch validation curve, as every worker shared it
+        for row, t in zip(rows, trials, strict=True):
+            row["val_accuracy"] = t.user_attrs.get("val_accuracy", [])
     if fmt == "table":
         kind = "Pareto-optimal trials" if len(study.directions) > 1 else "Best trial"
         print(f"{kind} of {study.study_name!r} ({', '.join(metric_names(study))}):")

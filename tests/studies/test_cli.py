@@ -38,7 +38,7 @@ def test_run_default_study_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Pareto-optimal trials of 'digits-mlp'" in proc.stdout
     header = proc.stdout.splitlines()[1].split()
-    assert header == ["trial", "accuracy", "params", "arch"]
+    assert header == ["trial", "accuracy", "params", "epochs", "arch"]
     assert "%|" not in proc.stderr  # no progress bar under CI=true
     assert "Traceback" not in proc.stderr
 
@@ -119,7 +119,10 @@ def test_best_in_all_formats(tmp_path: Path, capsys) -> None:
     assert main(["best", "digits-mlp", "--storage", url, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["trial"] for r in rows} == pareto
-    assert all(set(r) == {"trial", "accuracy", "params", "arch"} for r in rows)
+    assert all(
+        set(r) == {"trial", "accuracy", "params", "epochs", "arch", "val_accuracy"} for r in rows
+    )
+    assert all(len(r["val_accuracy"]) == r["epochs"] == 2 for r in rows)
 
     assert main(["best", "digits-mlp", "--storage", url, "--format", "csv"]) == 0
     rows_csv = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -297,3 +300,38 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_worker_stops_at_its_own_max_trials(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    args = ["worker", "digits-mlp", "--storage", url, "--epochs", "1", "--n-trials", "10"]
+    assert main([*args, "--max-trials", "2"]) == 0
+    assert "ran 2 trial(s) here; the study has 2/10" in capsys.readouterr().err
+    assert main([*args, "--max-trials", "20"]) == 0  # the global budget stops it first
+    assert "ran 8 trial(s) here; the study has 10/10" in capsys.readouterr().err
+
+
+def test_same_seed_and_worker_index_sample_the_same(tmp_path: Path) -> None:
+    def params(name: str, *extra: str) -> list[dict]:
+        url = f"sqlite:///{tmp_path}/{name}.db"
+        args = ["worker", "digits-mlp", "--storage", url, "--epochs", "1", "--n-trials", "4"]
+        assert main([*args, "--seed", "11", *extra]) == 0
+        return [t.params for t in optuna.load_study(study_name="digits-mlp", storage=url).trials]
+
+    first = params("a")
+    assert params("b") == first  # a rerun with the same seed and worker index
+    assert params("c", "--worker-index", "1") != first  # another worker samples differently
+
+
+def test_storage_check_reports_the_schema(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path}/check.db"
+    assert main(["run", "digits-mlp", "--n-trials", "1", "--epochs", "1", "--storage", url]) == 0
+    capsys.readouterr()
+    assert main(["storage", "check", url]) == 0
+    out = capsys.readouterr().out
+    assert "backend:        sqlite" in out
+    assert "studies:        1" in out
+    assert "upgrade needed: no" in out
+    assert main(["storage", "check", "postgresql://postgres:pw@127.0.0.1:9/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ":pw@" not in err

@@ -258,3 +258,20 @@ def test_password_never_shows_in_worker_output(tmp_path: Path, unique_name: str)
     assert proc.returncode == 0, proc.stderr
     assert "127.0.0.1" in proc.stderr  # the URL is shown...
     assert "Sekr3tPassw0rd" not in proc.stdout + proc.stderr  # ...without its password
+
+
+def test_first_signal_asks_to_stop_and_a_second_exits_at_once() -> None:
+    # The real handlers, in a real process signalling itself: Python runs a handler before
+    # the next statement, so the order is deterministic.
+    code = """
+import os, signal, sys
+from studies import stop_on_signals
+with stop_on_signals() as stop:
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("stop requested:", stop.is_set(), flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+    print("still running", flush=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "stop requested: True\n"
+    assert proc.returncode == 128 + signal.SIGINT
