@@ -57,3 +57,15 @@ def test_readme_heartbeat_example_is_valid() -> None:
     snippet = next(b for b in blocks if b.lstrip().startswith("[heartbeat]"))
     spec = parse_spec('name = "x"\ndataset = "digits"\n' + snippet, "README.md")
     assert spec.heartbeat == HeartbeatSpec(interval=60, grace_period=180, max_retry=3)
+
+
+def test_readme_pruner_example_is_valid_for_a_multi_objective_study() -> None:
+    from studies import parse_spec
+
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    snippet = next(b for b in blocks if b.lstrip().startswith("[pruner]"))
+    spec = parse_spec('name = "x"\ndataset = "digits"\n' + snippet, "README.md")
+    assert spec.objectives == ("accuracy", "params")
+    assert spec.pruner.name == "pareto_rank"
+    assert dict(spec.pruner.options) == {"min_epochs": 1, "reduction_factor": 3, "min_trials": 4}
