@@ -17,6 +17,7 @@ from nas_objectives.objective import (
     Objective,
     ObjectiveConfig,
     TrialFailedError,
+    failure_reason,
 )
 from nas_objectives.space import (
     ACTIVATIONS,
@@ -81,6 +82,7 @@ __all__ = [
     "build_model",
     "count_flops",
     "count_params",
+    "failure_reason",
     "load_dataset",
     "macro_f1",
     "measure_latency_ms",

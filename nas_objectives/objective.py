@@ -38,6 +38,18 @@ class TrialFailedError(RuntimeError):
     """A trial failed for a reason already recorded in its ``fail_reason`` attribute."""
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The one line recorded as a failed trial's ``fail_reason``.
+
+    A stop request is not an error of the trial: its reason is just "worker stopped".
+    """
+    if isinstance(exc, (TrialFailedError, TrainingStoppedError)):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return (text.splitlines() or [type(exc).__name__])[0][:500]
+
+
 @dataclass(frozen=True)
 class ObjectiveConfig:
     """What one trial needs to know about its study.
@@ -105,10 +117,7 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            # A stop request is not an error of the trial: its reason is just "worker stopped".
-            stopped = isinstance(exc, TrainingStoppedError)
-            text = str(exc) if stopped else f"{type(exc).__name__}: {exc}"
-            reason = (text.splitlines() or [type(exc).__name__])[0][:500]
+            reason = failure_reason(exc)
             trial.set_user_attr("fail_reason", reason)
             if not isinstance(exc, torch.OutOfMemoryError):
                 raise

@@ -6,6 +6,13 @@ from __future__ import annotations
 from studies._catalog import DEFAULT_STUDY, catalog, catalog_dir, resolve_spec
 from studies._components import build_pruner, build_sampler
 from studies._launch import launch_workers, stop_on_signals
+from studies._mo_pruners import (
+    MO_PRUNERS,
+    BaseMultiObjectivePruner,
+    DominancePruner,
+    ParetoRankPruner,
+    build_mo_pruner,
+)
 from studies._results import best_trials, format_rows, metric_names, summary_rows, trial_rows
 from studies._runner import (
     BUDGET_STATES,
@@ -34,18 +41,23 @@ from studies._spec import (
 __all__ = [
     "BUDGET_STATES",
     "DEFAULT_STUDY",
+    "MO_PRUNERS",
     "PRUNERS",
     "SAMPLERS",
     "WORKER_STOPPED",
+    "BaseMultiObjectivePruner",
     "BudgetReachedError",
     "ComponentSpec",
     "DatasetSpec",
+    "DominancePruner",
     "HeartbeatSpec",
+    "ParetoRankPruner",
     "RunReport",
     "StudyRunError",
     "StudySpec",
     "StudySpecError",
     "best_trials",
+    "build_mo_pruner",
     "build_pruner",
     "build_sampler",
     "catalog",

@@ -22,7 +22,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
-from nas_objectives import Objective, load_dataset
+from nas_objectives import Objective, failure_reason, load_dataset
 from studies._components import build_epoch_pruner, build_pruner, build_sampler
 from studies._spec import StudySpec
 
@@ -116,7 +116,7 @@ def count_budget(study: optuna.Study) -> int:
 
 
 class _FailureGuard:
-    """Counts this process's trials, and stops it after ``limit`` failed trials in a row.
+    """Counts this process's trials, and trips after ``limit`` failed trials in a row.
 
     A broken setup should end the run with its reason, not fill the study with failures.
     An isolated failure (a NaN loss, say) is recorded and the run goes on.
@@ -128,24 +128,19 @@ class _FailureGuard:
         self.in_a_row = 0
         self.total = 0
         self.last_reason = ""
-        self.last_trial: FrozenTrial | None = None
         self.tripped = False
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def record(self, state: TrialState, reason: str) -> None:
         self.seen += 1
-        self.last_trial = trial
-        if trial.state != TrialState.FAIL:
+        if state != TrialState.FAIL:
             self.in_a_row = 0
             return
+        if reason in (WORKER_STOPPED, BUDGET_REACHED):
+            return  # a failure that says nothing about the setup
         self.in_a_row += 1
         self.total += 1
-        self.last_reason = str(trial.user_attrs.get("fail_reason", "unknown reason"))
-        if self.last_reason in (WORKER_STOPPED, "budget reached"):
-            self.total -= 1  # not a failure of the setup
-            self.in_a_row -= 1
-        elif self.in_a_row >= self.limit:
-            self.tripped = True
-            study.stop()
+        self.last_reason = reason
+        self.tripped = self.in_a_row >= self.limit
 
 
 @dataclass
@@ -186,13 +181,29 @@ class _BudgetedObjective:
         self.budget = budget
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.known_failed = 0  # set by the worker loop before each trial
+        self.trial_id: int | None = None
+        self.outcome: tuple[TrialState, str] | None = None
 
     def __call__(self, trial: optuna.trial.Trial) -> float | Sequence[float]:
+        # The loop learns how the trial ended from here, not from an Optuna callback, which
+        # would cost a re-read of the trial from the storage after every trial.
+        self.trial_id = trial._trial_id
+        self.outcome = (TrialState.FAIL, "unknown reason")
         trial.set_user_attr("worker", self.worker)
         if trial.number - self.known_failed >= self.budget and self._rank(trial) >= self.budget:
-            trial.set_user_attr("fail_reason", "budget reached")
+            trial.set_user_attr("fail_reason", BUDGET_REACHED)
+            self.outcome = (TrialState.FAIL, BUDGET_REACHED)
             raise BudgetReachedError(f"budget of {self.budget} trials already taken")
-        return self.objective(trial)
+        try:
+            result = self.objective(trial)
+        except optuna.TrialPruned:
+            self.outcome = (TrialState.PRUNED, "")
+            raise
+        except Exception as exc:
+            self.outcome = (TrialState.FAIL, failure_reason(exc))
+            raise
+        self.outcome = (TrialState.COMPLETE, "")
+        return result
 
     @staticmethod
     def _rank(trial: optuna.trial.Trial) -> int:
@@ -200,6 +211,8 @@ class _BudgetedObjective:
         return sum(1 for t in alive if t.number < trial.number)
 
 
+#: Reason recorded on a trial that started after the budget was already taken.
+BUDGET_REACHED = "budget reached"
 _ALIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 #: Reason recorded on a trial ended by a stop request (SIGINT/SIGTERM); it is re-queued.
 WORKER_STOPPED = "worker stopped"
@@ -324,10 +337,13 @@ def run_trials(
                     fail_stale_trials(study)
                 continue
             budgeted.known_failed = len(everything) - len(trials)
-            study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[guard])
-            last = guard.last_trial
-            if last is not None and last.user_attrs.get("fail_reason") == WORKER_STOPPED:
-                _requeue(study, last)
+            budgeted.outcome = None
+            study.optimize(budgeted, n_trials=1, catch=(Exception,))
+            if budgeted.outcome is None:  # the sampler failed before the objective ran
+                budgeted.outcome = (TrialState.FAIL, "sampler error")
+            guard.record(*budgeted.outcome)
+            if budgeted.outcome[1] == WORKER_STOPPED and budgeted.trial_id is not None:
+                _requeue(study, study._storage.get_trial(budgeted.trial_id))
     finally:
         if bar is not None:
             bar.n = count_budget(study)

@@ -78,7 +78,7 @@ def test_multi_objective_study_prunes_and_keeps_the_front(tmp_path: Path, capsys
 def _worker(url: str, study: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CI": "true", "NAS_STUDY_STORAGE": url, "NAS_STUDY_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "studies", "-q", "worker", str(study), *args],
+        [sys.executable, "-m", "studies", "-q", "worker", str(study), "--threads", "1", *args],
         env=env,
         capture_output=True,
         text=True,

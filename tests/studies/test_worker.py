@@ -55,7 +55,8 @@ def _study_file(tmp_path: Path, name: str, *, n_trials: int = 40, epochs: int = 
 def _worker(url: str, study: Path, *args: str, command: str = "worker") -> subprocess.Popen[str]:
     env = {**os.environ, "CI": "true", "NAS_STUDY_STORAGE": url, "NAS_STUDY_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "studies", "-q", command, str(study), *args],
+        # One PyTorch thread per worker: several workers share this machine's 2 cores.
+        [sys.executable, "-m", "studies", "-q", command, str(study), "--threads", "1", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
