@@ -207,14 +207,22 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
 
 def _storage_methods() -> list[str]:
     # Every public method of the storage (so one Optuna adds later is covered too), plus the
-    # heartbeat query that fail_stale_trials makes.
+    # private ones that Optuna's _CachedStorage, which every Study puts in front of an
+    # RDBStorage, calls instead of the public ones (and the heartbeat query).
     names = {
         name
         for cls in optuna.storages.RDBStorage.__mro__
         for name, value in vars(cls).items()
         if inspect.isfunction(value) and not name.startswith("_")
     }
-    return [*sorted(names - _NOT_RETRIED), "_get_stale_trial_ids"]
+    cached_storage_calls = [
+        "_create_new_trial",
+        "_get_best_trial_id",
+        "_get_stale_trial_ids",
+        "_get_trials",
+        "_set_trial_param",
+    ]
+    return [*sorted(names - _NOT_RETRIED), *cached_storage_calls]
 
 
 for _name in _storage_methods():

@@ -115,6 +115,39 @@ def test_connection_killed_mid_call_is_retried_and_logged_without_password(
     assert PASSWORD not in retry_log.text
 
 
+@pytest.mark.parametrize("call", ["get_trials", "ask"])
+def test_calls_through_optunas_trial_cache_are_retried_too(
+    postgres_url: str,
+    unique_name: str,
+    app_name: str,
+    postgres_admin: psycopg.Connection[tuple[object, ...]],
+    retry_log: pytest.LogCaptureFixture,
+    call: str,
+) -> None:
+    # A Study puts Optuna's _CachedStorage in front of the RDBStorage, and it calls private
+    # methods (_get_trials, _create_new_trial, ...): a dropped connection there must be
+    # retried as well, or a worker dies on its next read of the study.
+    storage = open_storage(_url(app_name), heartbeat=None)
+    study = optuna.create_study(storage=storage, study_name=unique_name)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    killed: list[int] = []
+
+    @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
+    def kill_once(conn: sqlalchemy.Connection, *args: object) -> None:
+        if not killed:
+            killed.append(conn.connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
+            _terminate(postgres_admin, killed)
+
+    if call == "get_trials":
+        assert len(study.get_trials(deepcopy=False)) == 1
+    else:
+        study.tell(study.ask(), 0.25)
+        assert [t.value for t in study.get_trials()][-1] == 0.25
+    assert killed
+    assert len(_retries(retry_log)) == 1
+
+
 def test_a_permanent_error_is_raised_at_once_without_retry(
     postgres_url: str, app_name: str, retry_log: pytest.LogCaptureFixture
 ) -> None:
