@@ -128,6 +128,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import torch  # noqa: E402
+from _common import positive_int, write_report  # noqa: E402
 from optuna._hypervolume import compute_hypervolume  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
@@ -616,29 +617,22 @@ def table(summary: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run every configuration for every seed, print the JSON result, write it to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--trials", type=_positive, default=40, help="trials per run (40)")
-    parser.add_argument("--seeds", type=_positive, default=3, help="seeds 0..N-1 (3)")
+    parser.add_argument("--trials", type=positive_int, default=40, help="trials per run (40)")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 (3)")
     parser.add_argument(
-        "--epochs", type=_positive, default=None, help="epochs per trial (the study's: 15)"
+        "--epochs", type=positive_int, default=None, help="epochs per trial (the study's: 15)"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result path")
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    parser.add_argument("--min-epochs", type=_positive, default=1, help="first rung (1)")
+    parser.add_argument("--min-epochs", type=positive_int, default=1, help="first rung (1)")
     parser.add_argument("--reduction-factor", type=int, default=3, help="ASHA eta (3)")
-    parser.add_argument("--k", type=_positive, default=3, help="dominance: dominators (3)")
+    parser.add_argument("--k", type=positive_int, default=3, help="dominance: dominators (3)")
     parser.add_argument("--min-trials", type=int, default=5, help="warm-up trials (5)")
     parser.add_argument(
-        "--threads", type=_positive, default=1, help="torch CPU threads (1; see Caveats)"
+        "--threads", type=positive_int, default=1, help="torch CPU threads (1; see Caveats)"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -725,10 +719,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     print(table(summary), file=sys.stderr)
     print(json.dumps(goals, indent=2), file=sys.stderr)
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    write_report(report, args.out)
     return report
 
 

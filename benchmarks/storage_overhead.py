@@ -76,7 +76,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import itertools
-import json
 import multiprocessing
 import os
 import platform
@@ -104,6 +103,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import optuna  # noqa: E402
 import sqlalchemy  # noqa: E402
+from _common import positive_int, write_report  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "storage_overhead.json"
@@ -572,13 +572,6 @@ def _postgres_version(admin: optuna.storages.BaseStorage) -> str | None:
         return str(conn.execute(sqlalchemy.text("SHOW server_version")).scalar())
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
-    return value
-
-
 def _int_list(text: str) -> list[int]:
     try:
         values = sorted({int(v) for v in text.split(",") if v.strip()})
@@ -758,7 +751,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the JSON result and write it to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
-        "--trials", type=_positive, default=40, help="trials per configuration and loop (40)"
+        "--trials", type=positive_int, default=40, help="trials per configuration and loop (40)"
     )
     parser.add_argument(
         "--storages",
@@ -849,10 +842,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
         "studies_not_deleted": undeleted,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    write_report(report, args.out)
     return report
 
 

@@ -40,7 +40,6 @@ The JSON result is printed and written to ``--out``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -55,6 +54,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from _common import positive_int, write_report  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from torchvision import transforms  # noqa: E402
@@ -211,30 +211,23 @@ def _pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run both benchmarks, print the JSON result and write it to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--epochs", type=_positive, default=2, help="epochs, both loops (2)")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="epochs, both loops (2)")
     parser.add_argument(
         "--baseline-epochs",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="DataLoader-loop epochs (default: --epochs); fewer keeps a slow run short",
     )
-    parser.add_argument("--batch-size", type=_positive, default=64, help="both loops (64)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="both loops (64)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result path")
-    parser.add_argument("--n-train", type=_positive, default=60_000, help="training images")
-    parser.add_argument("--n-test", type=_positive, default=2_000, help="test images")
+    parser.add_argument("--n-train", type=positive_int, default=60_000, help="training images")
+    parser.add_argument("--n-test", type=positive_int, default=2_000, help="test images")
     parser.add_argument(
-        "--threads", type=_positive, default=None, help="torch CPU threads (torch's default)"
+        "--threads", type=positive_int, default=None, help="torch CPU threads (torch's default)"
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -285,10 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "trainer": trainer,
         "dataloader": loader,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    write_report(report, args.out)
     return report
 
 
