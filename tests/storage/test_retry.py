@@ -45,6 +45,26 @@ def _all_backends(admin: psycopg.Connection[tuple[object, ...]]) -> list[int]:
     return [int(pid) for (pid,) in admin.execute("SELECT pid FROM pg_stat_activity").fetchall()]  # type: ignore[call-overload]
 
 
+def _kill_before_next_statement(
+    storage: optuna.storages.BaseStorage, admin: psycopg.Connection[tuple[object, ...]]
+) -> list[int]:
+    """Terminate the backend of the storage's next statement, once; returns its pid, then.
+
+    pool_pre_ping replaces connections that died while idle; this kills one after the
+    check, just before a statement runs on it, which only a retry survives.
+    """
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    killed: list[int] = []
+
+    @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
+    def kill_once(conn: sqlalchemy.Connection, *args: object) -> None:
+        if not killed:
+            killed.append(conn.connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
+            _terminate(admin, killed)
+
+    return killed
+
+
 @pytest.fixture
 def retry_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     with caplog.at_level(logging.WARNING, logger="storage"):
@@ -93,16 +113,7 @@ def test_connection_killed_mid_call_is_retried_and_logged_without_password(
     storage = open_storage(_url(app_name, PASSWORD), heartbeat=None)
     study = optuna.create_study(storage=storage, study_name=unique_name)
     trial = study.ask()
-    assert isinstance(storage, optuna.storages.RDBStorage)
-    killed: list[int] = []
-
-    # pool_pre_ping replaces connections that died while idle; this kills one after the
-    # check, just before a statement runs on it, which only a retry survives.
-    @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
-    def kill_once(conn: sqlalchemy.Connection, *args: object) -> None:
-        if not killed:
-            killed.append(conn.connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
-            _terminate(postgres_admin, killed)
+    killed = _kill_before_next_statement(storage, postgres_admin)
 
     storage.set_trial_user_attr(trial._trial_id, "epoch", 3)
 
@@ -130,14 +141,7 @@ def test_calls_through_optunas_trial_cache_are_retried_too(
     storage = open_storage(_url(app_name), heartbeat=None)
     study = optuna.create_study(storage=storage, study_name=unique_name)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
-    assert isinstance(storage, optuna.storages.RDBStorage)
-    killed: list[int] = []
-
-    @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
-    def kill_once(conn: sqlalchemy.Connection, *args: object) -> None:
-        if not killed:
-            killed.append(conn.connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
-            _terminate(postgres_admin, killed)
+    killed = _kill_before_next_statement(storage, postgres_admin)
 
     if call == "get_trials":
         assert len(study.get_trials(deepcopy=False)) == 1
