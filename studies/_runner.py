@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import json
@@ -170,8 +171,9 @@ class _BudgetedObjective:
     at once as FAIL with the reason "budget reached".
 
     The rank read is skipped when it cannot matter: a trial's rank is at most its number
-    minus the failures the worker loop saw before asking for it (trials are numbered
-    densely, and those failures all have lower numbers).
+    minus the failed trials with lower numbers that the worker loop saw before asking for
+    it (trials are numbered densely, and a failure never comes back). A re-queued copy can
+    carry a lower number than trials that already failed, hence "lower numbers".
     """
 
     def __init__(
@@ -180,7 +182,7 @@ class _BudgetedObjective:
         self.objective = objective
         self.budget = budget
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.known_failed = 0  # set by the worker loop before each trial
+        self.known_failed: list[int] = []  # numbers of FAIL trials, sorted; set by the loop
         self.trial_id: int | None = None
         self.outcome: tuple[TrialState, str] | None = None
 
@@ -190,7 +192,8 @@ class _BudgetedObjective:
         self.trial_id = trial._trial_id
         self.outcome = (TrialState.FAIL, "unknown reason")
         trial.set_user_attr("worker", self.worker)
-        if trial.number - self.known_failed >= self.budget and self._rank(trial) >= self.budget:
+        failed_below = bisect.bisect_left(self.known_failed, trial.number)
+        if trial.number - failed_below >= self.budget and self._rank(trial) >= self.budget:
             trial.set_user_attr("fail_reason", BUDGET_REACHED)
             self.outcome = (TrialState.FAIL, BUDGET_REACHED)
             raise BudgetReachedError(f"budget of {self.budget} trials already taken")
@@ -336,7 +339,9 @@ def run_trials(
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     fail_stale_trials(study)
                 continue
-            budgeted.known_failed = len(everything) - len(trials)
+            budgeted.known_failed = sorted(
+                t.number for t in everything if t.state == TrialState.FAIL
+            )
             budgeted.outcome = None
             study.optimize(budgeted, n_trials=1, catch=(Exception,))
             if budgeted.outcome is None:  # the sampler failed before the objective ran
