@@ -60,6 +60,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -123,7 +133,10 @@ def _heartbeat_args(p: argparse.ArgumentParser) -> None:
         help="seconds without a heartbeat before a trial is declared dead and re-queued",
     )
     p.add_argument(
-        "--max-retry", type=int, metavar="N", help="re-queue a dead worker's trial at most N times"
+        "--max-retry",
+        type=_non_negative_int,
+        metavar="N",
+        help="re-queue a dead worker's trial at most N times",
     )
 
 

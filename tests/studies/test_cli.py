@@ -222,13 +222,15 @@ def test_bad_input_through_the_real_entry_point_has_no_traceback(tmp_path: Path)
         (["run", "no-such-study"], "not in the catalog"),
         (["best", "nothing-here"], "no study 'nothing-here'"),
         (["run", "digits-mlp", "--n-trials", "0"], "must be at least 1"),
+        (["worker", "digits-mlp", "--max-retry", "-1"], "must be 0 or more"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], expected: str, capsys
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) if "--n-trials" in args else _no_raise() as exited:
+    argparse_error = "--n-trials" in args or "--max-retry" in args
+    with pytest.raises(SystemExit) if argparse_error else _no_raise() as exited:
         code = main(args)
     if exited is not None and hasattr(exited, "value"):
         code = exited.value.code
