@@ -395,6 +395,8 @@ class BaseMultiObjectivePruner(abc.ABC):
         self._directions: tuple[str, ...] = ()
         self._logged_failure = False
         self._logged_bad_trial = False
+        # (storage, study, epoch) -> (numbers of finished trials seen, their vectors)
+        self._finished_rows: dict[tuple[int, int, int], tuple[set[int], list[np.ndarray]]] = {}
         if objectives is not None or directions is not None:
             if objectives is None or directions is None:
                 raise ValueError("give both objectives and directions, or neither")
@@ -467,12 +469,27 @@ class BaseMultiObjectivePruner(abc.ABC):
         """The rule itself, given a bound pruner and a validated ``own`` vector."""
 
     def _others_at(self, study: optuna.Study, trial_number: int, epoch: int) -> np.ndarray:
-        """The vectors at ``epoch`` of every other trial that has one, as an (n, m) array."""
+        """The vectors at ``epoch`` of every other trial that has one, as an (n, m) array.
+
+        A finished trial never changes, so its vector at an epoch is worked out once per
+        pruner and kept; only running trials and newly finished ones are read each time.
+        """
+        trials = study.get_trials(deepcopy=False, states=COMPARED_STATES)
+        key = (id(study._storage), study._study_id, epoch)
+        seen, blocks = self._finished_rows.setdefault(key, (set(), []))
+        fresh = [t for t in trials if t.state != TrialState.RUNNING and t.number not in seen]
+        if fresh:
+            blocks.append(self._rows(fresh, epoch))
+            seen.update(t.number for t in fresh)
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial_number]
+        return np.vstack([*blocks, self._rows(running, epoch)])
+
+    def _rows(self, trials: Sequence[FrozenTrial], epoch: int) -> np.ndarray:
+        """The vectors at ``epoch`` of ``trials`` that have one, as an (n, m) array."""
         objectives = self._objectives
         assert objectives is not None
         costs = [name for name in objectives if name not in CURVE_OBJECTIVES]
         get_costs = operator.itemgetter(*costs) if costs else _no_costs
-        trials = study.get_trials(deepcopy=False, states=COMPARED_STATES)
         kept: list[FrozenTrial] = []
         curves: list[Any] = []
         cost_rows: list[Any] = []
@@ -484,8 +501,6 @@ class BaseMultiObjectivePruner(abc.ABC):
                 curve = _curve_at(None, t.user_attrs, epoch)
                 if curve is None:
                     continue
-            if t.number == trial_number:
-                continue
             try:
                 cost_rows.append(get_costs(t.user_attrs))
             except KeyError:
