@@ -69,3 +69,12 @@ def test_readme_pruner_example_is_valid_for_a_multi_objective_study() -> None:
     assert spec.objectives == ("accuracy", "params")
     assert spec.pruner.name == "pareto_rank"
     assert dict(spec.pruner.options) == {"min_epochs": 1, "reduction_factor": 3, "min_trials": 4}
+
+
+def test_every_benchmark_the_readme_lists_exists_and_every_script_is_listed() -> None:
+    text = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"`(benchmarks/[a-z_]+\.py)`", text))
+    shipped = {
+        f"benchmarks/{p.name}" for p in (ROOT / "benchmarks").glob("*.py") if p.name[0] != "_"
+    }
+    assert listed == shipped
