@@ -158,6 +158,8 @@ class Objective:
         # quality (accuracy or F1); reported to a study that minimizes params, flops or
         # latency, a pruner would stop the trials that learn best.
         report = len(cfg.objectives) == 1 and OBJECTIVES[cfg.objectives[0]] == "maximize"
+        # Otherwise, with a pruner, the curve is shared every epoch (see on_epoch).
+        epoch_pruner = None if report else self.epoch_pruner
 
         def prune(epoch: int, reason: str) -> NoReturn:
             trial.set_user_attr("epochs_run", epoch)
@@ -173,21 +175,22 @@ class Objective:
                     trial.set_user_attr("val_accuracy", curve)
                     pruner = getattr(getattr(trial, "study", None), "pruner", None)
                     prune(ep.epoch, type(pruner).__name__)
-            elif self.epoch_pruner is not None:
+            elif epoch_pruner is not None:
                 # Optuna refuses trial.report in multi-objective studies (and its TPE cannot
                 # rank pruned multi-objective trials that carry intermediate values), so the
                 # curve is shared through a user attribute, written every epoch.
                 trial.set_user_attr("val_accuracy", list(curve))
                 now = {**costs, "accuracy": ep.val_accuracy, "f1": ep.val_accuracy}
                 values = tuple(float(now[name]) for name in cfg.objectives)
-                reason = self.epoch_pruner(trial, ep.epoch, values)
+                reason = epoch_pruner(trial, ep.epoch, values)
                 if reason is not None:
                     prune(ep.epoch, reason)
 
         result = train(
             model, settings, data, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch, stop=self.stop
         )
-        trial.set_user_attr("val_accuracy", curve)
+        if epoch_pruner is None:  # else the last epoch already stored the whole curve
+            trial.set_user_attr("val_accuracy", curve)
         trial.set_user_attr("epochs_run", result.epochs_run)
         trial.set_user_attr("train_seconds", round(result.train_seconds, 4))
 
