@@ -33,6 +33,7 @@ from nas_objectives import (
     TrainingSpace,
 )
 from nas_objectives.metrics import Direction
+from studies._components import check_options
 from studies._mo_pruners import MO_PRUNERS
 
 if sys.version_info >= (3, 11):
@@ -469,8 +470,6 @@ class _Parser:
             raise self.fail(f"{key}.name", f"unknown {key} (known: {', '.join(known)})", name)
         options = {k: v for k, v in raw.items() if k != "name"}
         # Fail here, naming the field, rather than when the first worker starts.
-        from studies._components import check_options
-
         problem = check_options(key, name, options)
         if problem is not None:
             field_name, message, value = problem
