@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nas_objectives.data import DATASETS, DatasetError, TensorData, load_dataset
+from nas_objectives.export import ExportError
 from nas_objectives.metrics import (
     OBJECTIVES,
     accuracy,
@@ -62,6 +63,7 @@ __all__ = [
     "Choice",
     "DatasetError",
     "EpochResult",
+    "ExportError",
     "FloatRange",
     "IntRange",
     "Layout",

@@ -7,16 +7,15 @@ dataset, a bad option) ends with one line on stderr and exit status 2, never a t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import optuna
 import torch
 
-from nas_objectives import DatasetError
+from nas_objectives import DatasetError, ExportError
 from storage import (
     HeartbeatSettings,
     StorageError,
@@ -27,7 +26,16 @@ from storage import (
     resolve_storage_url,
     serve_storage,
 )
+from studies import _dashboard, _export, _report
 from studies._catalog import DEFAULT_STUDY, catalog, resolve_spec
+from studies._cli_args import (
+    Parser,
+    load_named_study,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    storage_arg,
+)
 from studies._launch import launch_workers, stop_on_signals
 from studies._results import (
     FORMATS,
@@ -40,51 +48,8 @@ from studies._results import (
 from studies._runner import StudyRunError, count_budget, open_study, run_study, show_progress
 from studies._spec import HeartbeatSpec, StudySpec, StudySpecError
 
-_EXPECTED = (StudySpecError, StorageError, DatasetError, StudyRunError)
+_EXPECTED = (StudySpecError, StorageError, DatasetError, StudyRunError, ExportError)
 _logger = logging.getLogger("nas_study")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse prints the whole usage first; keep it to the one line that matters.
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _whole_number(least: int, rule: str) -> Callable[[str], int]:
-    """An ``argparse`` type: a whole number of at least ``least``, else ``rule`` is said."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{rule}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _whole_number(1, "must be at least 1")
-_non_negative_int = _whole_number(0, "must be 0 or more")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _storage_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--storage",
-        metavar="URL",
-        help="database URL; default: $NAS_STUDY_STORAGE, else sqlite:///nas-study.db",
-    )
 
 
 def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
@@ -95,26 +60,26 @@ def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
         default=DEFAULT_STUDY,
         help=f"catalog name or study file (default: {DEFAULT_STUDY})",
     )
-    _storage_arg(p)
+    storage_arg(p)
     p.add_argument(
         "--n-trials",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="the study's global budget: COMPLETE + PRUNED trials across all workers",
     )
     if worker:
         p.add_argument(
-            "--max-trials", type=_positive_int, metavar="N", help="at most N trials in this worker"
+            "--max-trials", type=positive_int, metavar="N", help="at most N trials in this worker"
         )
-    p.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--timeout", type=positive_float, metavar="S", help="stop after S seconds")
     p.add_argument("--study-name", metavar="NAME", help="name in the storage (default: the file's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-dir", metavar="DIR", help="where torchvision datasets are read")
     p.add_argument("--seed", type=int, metavar="N", help="study seed (sampler and training)")
-    p.add_argument("--epochs", type=_positive_int, metavar="E", help="override epochs per trial")
+    p.add_argument("--epochs", type=positive_int, metavar="E", help="override epochs per trial")
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="CPU threads for PyTorch in each worker (default: PyTorch's; launch: cores/workers)",
     )
@@ -123,30 +88,30 @@ def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
 
 def _heartbeat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--heartbeat-interval", type=_positive_int, metavar="S", help="seconds between heartbeats"
+        "--heartbeat-interval", type=positive_int, metavar="S", help="seconds between heartbeats"
     )
     p.add_argument(
         "--grace-period",
-        type=_positive_int,
+        type=positive_int,
         metavar="S",
         help="seconds without a heartbeat before a trial is declared dead and re-queued",
     )
     p.add_argument(
         "--max-retry",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         help="re-queue a dead worker's trial at most N times",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="nas-study",
         description="Hyperparameter and neural-architecture search on a shared Optuna database.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every trial")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="create or join a study, run trials, print the Pareto set")
     _study_args(run, worker=False)
@@ -159,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     launch = sub.add_parser("launch", help="start N local workers on one study")
     _study_args(launch, worker=True)
-    launch.add_argument("--workers", type=_positive_int, required=True, metavar="N")
+    launch.add_argument("--workers", type=positive_int, required=True, metavar="N")
     launch.add_argument(
         "--gpus", metavar="LIST", help="e.g. 0,1,2,3: one GPU per worker, round-robin"
     )
@@ -167,23 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("catalog", help="list the shipped study files")
 
     studies = sub.add_parser("studies", help="list the studies in a storage")
-    _storage_arg(studies)
+    storage_arg(studies)
 
     best = sub.add_parser("best", help="print the Pareto set (or the best trial)")
     best.add_argument("study", help="study name in the storage, or a catalog name or study file")
-    _storage_arg(best)
+    storage_arg(best)
     best.add_argument("--format", choices=FORMATS, default="table")
 
     serve = sub.add_parser("serve-storage", help="run Optuna's gRPC proxy in front of a database")
-    _storage_arg(serve)
+    storage_arg(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=_positive_int, default=13000)
+    serve.add_argument("--port", type=positive_int, default=13000)
     _heartbeat_args(serve)
 
     check = sub.add_parser("storage", help="storage maintenance")
-    check_sub = check.add_subparsers(dest="storage_command", required=True, parser_class=_Parser)
+    check_sub = check.add_subparsers(dest="storage_command", required=True, parser_class=Parser)
     check_url = check_sub.add_parser("check", help="connect and report the schema version")
     check_url.add_argument("url", metavar="URL")
+
+    _dashboard.add_parser(sub)
+    _report.add_parser(sub)
+    _export.add_parsers(sub)
     return parser
 
 
@@ -376,18 +345,7 @@ def _cmd_studies(args: argparse.Namespace, url: str) -> int:
 
 
 def _cmd_best(args: argparse.Namespace, url: str) -> int:
-    storage = open_storage(url)
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    name = args.study
-    if name not in names:
-        with contextlib.suppress(StudySpecError):  # a catalog name or file names its study
-            name = resolve_spec(args.study).name
-        if name not in names:
-            known = ", ".join(sorted(names)) or "none"
-            raise StudyRunError(
-                f"no study {args.study!r} in {redact_url(url)} (studies there: {known})"
-            )
-    _print_best(optuna.load_study(study_name=name, storage=storage), args.format)
+    _print_best(load_named_study(open_storage(url), args.study, url), args.format)
     return 0
 
 
@@ -400,6 +358,10 @@ _COMMANDS = {
     "best": _cmd_best,
     "serve-storage": _cmd_serve_storage,
     "storage": _cmd_storage,
+    "dashboard": _dashboard.command,
+    "report": _report.command,
+    "export": _export.command_export,
+    "evaluate": _export.command_evaluate,
 }
 
 
