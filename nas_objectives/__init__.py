@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from nas_objectives.data import DATASETS, DatasetError, TensorData, load_dataset
-from nas_objectives.export import ExportError
+from nas_objectives.export import (
+    ExportError,
+    ExportEvaluation,
+    check_export_dir,
+    check_export_formats,
+    evaluate_export,
+    load_model,
+    read_architecture,
+    read_manifest,
+    retrain,
+    save_export,
+)
 from nas_objectives.metrics import (
     OBJECTIVES,
     accuracy,
@@ -64,6 +75,7 @@ __all__ = [
     "DatasetError",
     "EpochResult",
     "ExportError",
+    "ExportEvaluation",
     "FloatRange",
     "IntRange",
     "Layout",
@@ -82,13 +94,21 @@ __all__ = [
     "TrialFailedError",
     "accuracy",
     "build_model",
+    "check_export_dir",
+    "check_export_formats",
     "count_flops",
     "count_params",
+    "evaluate_export",
     "failure_reason",
     "load_dataset",
+    "load_model",
     "macro_f1",
     "measure_latency_ms",
     "predict",
+    "read_architecture",
+    "read_manifest",
+    "retrain",
+    "save_export",
     "suggest",
     "train",
 ]

@@ -150,6 +150,7 @@ class Objective:
         if "latency_ms" in costs:
             trial.set_user_attr("latency_ms", costs["latency_ms"])
         trial.set_user_attr("device", str(data.device))
+        trial.set_user_attr("seed", seed)  # what `nas-study export` retrains with
         for name, limit in cfg.constraints.items():
             trial.set_constraint(f"max_{name}", costs[name] - limit)
 

@@ -14,7 +14,7 @@ from storage._errors import StorageError
 from storage._grpc import open_grpc_proxy
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._retry import RetryingRDBStorage
-from storage._sqlite import is_in_memory, prepare_sqlite_file
+from storage._sqlite import is_in_memory, prepare_sqlite_file, sqlite_path
 from storage._url import parse_storage_url, redact_url
 
 #: Attempts at opening a new database that other workers are initialising at the same time.
@@ -22,9 +22,9 @@ INIT_ATTEMPTS = 5
 
 
 def open_storage(
-    url: str, *, heartbeat: HeartbeatSettings | None = DEFAULT_HEARTBEAT
+    url: str, *, heartbeat: HeartbeatSettings | None = DEFAULT_HEARTBEAT, create: bool = True
 ) -> optuna.storages.BaseStorage:
-    """Open (and create, if new) the Optuna storage at ``url``.
+    """Open (and create, if new and ``create``) the Optuna storage at ``url``.
 
     * ``sqlite:///FILE``: the file is switched to WAL mode with a busy timeout, so several
       local processes can share it; a file opened from several machines gets a
@@ -41,10 +41,14 @@ def open_storage(
     Args:
         url: The storage URL.
         heartbeat: Heartbeat settings, or ``None`` for no heartbeats.
+        create: Create a SQLite file that does not exist yet. Commands that only read
+            (``best``, ``report``, ``export``, ``dashboard``) pass False, so a mistyped path
+            is an error rather than a new, empty database.
 
     Raises:
         StorageURLError: the URL is malformed or its scheme unknown.
-        StorageError: the database cannot be reached, its driver is not installed, or its
+        StorageError: the database cannot be reached (or, with ``create=False``, a SQLite
+            file does not exist), its driver is not installed, or its
             schema is older than this Optuna's; the message names host, port and database
             and never the password.
 
@@ -56,7 +60,7 @@ def open_storage(
     parsed = parse_storage_url(url)
     if parsed.get_backend_name() == "grpc":
         return open_grpc_proxy(url, parsed)
-    return open_rdb_storage(url, parsed, heartbeat=heartbeat)
+    return open_rdb_storage(url, parsed, heartbeat=heartbeat, create=create)
 
 
 def open_rdb_storage(
@@ -65,9 +69,13 @@ def open_rdb_storage(
     *,
     heartbeat: HeartbeatSettings | None,
     pool_size: int = WORKER_POOL_SIZE,
+    create: bool = True,
 ) -> RetryingRDBStorage:
     """The retrying ``RDBStorage`` for the database URL ``parsed`` (see :func:`open_storage`)."""
     if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(parsed)
+        if not create and path is not None and not path.exists():
+            raise StorageError(f"storage {redact_url(url)}: no database file at {path}")
         prepare_sqlite_file(parsed, url)
         if is_in_memory(parsed):
             # Each thread gets its own in-memory database, so the heartbeat thread would

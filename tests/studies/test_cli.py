@@ -220,7 +220,8 @@ def test_bad_input_through_the_real_entry_point_has_no_traceback(tmp_path: Path)
         (["run", "digits-mlp", "--device", "cuda"], "CUDA is not available"),
         (["run", "digits-mlp", "--device", "tpu"], "expected auto, cpu, cuda or cuda:N"),
         (["run", "no-such-study"], "not in the catalog"),
-        (["best", "nothing-here"], "no study 'nothing-here'"),
+        (["best", "nothing-here"], "no database file at nas-study.db"),
+        (["studies", "--storage", "sqlite:///typo.db"], "no database file at typo.db"),
         (["run", "digits-mlp", "--n-trials", "0"], "must be at least 1"),
         (["worker", "digits-mlp", "--max-retry", "-1"], "must be 0 or more"),
     ],
@@ -230,6 +231,7 @@ def test_bad_arguments_exit_2_with_one_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     argparse_error = "--n-trials" in args or "--max-retry" in args
+    before = set(tmp_path.iterdir())
     with pytest.raises(SystemExit) if argparse_error else _no_raise() as exited:
         code = main(args)
     if exited is not None and hasattr(exited, "value"):
@@ -237,6 +239,7 @@ def test_bad_arguments_exit_2_with_one_line(
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
+    assert set(tmp_path.iterdir()) == before  # a refused command creates no database file
 
 
 def test_missing_torchvision_dataset_says_where_to_put_it(tmp_path: Path, capsys) -> None:
