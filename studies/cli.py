@@ -45,7 +45,14 @@ from studies._results import (
     summary_rows,
     trial_rows,
 )
-from studies._runner import StudyRunError, count_budget, open_study, run_study, show_progress
+from studies._runner import (
+    StudyRunError,
+    count_budget,
+    open_study,
+    resolve_device,
+    run_study,
+    show_progress,
+)
 from studies._spec import HeartbeatSpec, StudySpec, StudySpecError
 
 _EXPECTED = (StudySpecError, StorageError, DatasetError, StudyRunError, ExportError)
@@ -201,6 +208,7 @@ def _heartbeat(args: argparse.Namespace, spec: StudySpec | None) -> HeartbeatSet
 def _work(args: argparse.Namespace, url: str, *, worker: bool) -> int:
     """``run`` and ``worker``: the same loop; ``run`` also prints the Pareto set."""
     spec = resolve_spec(args.study)
+    resolve_device(args.device)  # a bad --device is refused before a database is created
     storage = open_storage(url, heartbeat=_heartbeat(args, spec))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -252,6 +260,7 @@ def _cmd_worker(args: argparse.Namespace, url: str) -> int:
 
 def _cmd_launch(args: argparse.Namespace, url: str) -> int:
     spec = resolve_spec(args.study)
+    resolve_device(args.device)  # a bad --device is refused before a database is created
     storage = open_storage(url, heartbeat=_heartbeat(args, spec))
     # Create the study here, so a bad file or storage fails once, before any worker starts.
     study = open_study(spec, storage, study_name=args.study_name)
