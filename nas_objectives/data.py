@@ -34,7 +34,10 @@ class DatasetError(RuntimeError):
 class TensorData:
     """Normalised splits of one dataset, all on the same device.
 
-    ``x_*`` are float32 ``(N, C, H, W)``; ``y_*`` are int64 class indices.
+    ``x_*`` are float32 ``(N, C, H, W)``; ``y_*`` are int64 class indices. ``mean`` and
+    ``std`` are the per-channel statistics of the training split that normalised them, on
+    the raw scale (digits: 0 to 16; torchvision images: 0 to 1), so a deployed model's
+    inputs can be normalised the same way.
     """
 
     name: str
@@ -45,6 +48,8 @@ class TensorData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -136,6 +141,8 @@ def _load_uncached(
         x_test=prep(x_test),
         y_test=labels(y_test),
         num_classes=num_classes,
+        mean=tuple(float(v) for v in mean.flatten()),
+        std=tuple(float(v) for v in std.flatten()),
     )
 
 

@@ -161,6 +161,7 @@ def save_export(
     *,
     dataset: str,
     val_fraction: float,
+    normalization: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
@@ -177,6 +178,9 @@ def save_export(
         dataset: Dataset name (:data:`~nas_objectives.DATASETS`); evaluation reads its test
             split with the same ``val_fraction``, which fixes the input normalisation.
         val_fraction: As above.
+        normalization: The per-channel ``mean`` and ``std`` that inputs are normalised
+            with (:attr:`TensorData.mean`, :attr:`TensorData.std`), stored in
+            ``architecture.json`` as ``input_normalization`` for deployment.
         training: How it was trained (seed, epochs, optimizer settings...), JSON-ready.
         provenance: Where it came from (study, trial, values, storage...), JSON-ready.
         metrics: Extra measurements for ``metrics.json`` (``params`` and ``flops`` are
@@ -218,6 +222,7 @@ def save_export(
             "format_version": FORMAT_VERSION,
             "layout": layout.to_dict(),
             "summary": layout.summary(),
+            "input_normalization": dict(normalization or {}),
         }
         _write_json(out / ARCHITECTURE_FILE, architecture)
         _write_json(out / METRICS_FILE, all_metrics)
@@ -424,7 +429,8 @@ def load_model(
     """Rebuild an exported model, verified, on ``device`` and in eval mode.
 
     Inputs must be normalised as :func:`~nas_objectives.load_dataset` normalises the export's
-    dataset (with the manifest's ``val_fraction``).
+    dataset: ``(x - mean) / std`` per channel, with ``architecture.json``'s
+    ``input_normalization``.
 
     Raises:
         ExportError: a file is missing, truncated or modified, or the weights do not fit the

@@ -148,6 +148,7 @@ def command_export(args: argparse.Namespace, url: str) -> int:
         layout,
         dataset=spec.dataset.name,
         val_fraction=spec.dataset.val_fraction,
+        normalization={"mean": list(data.mean), "std": list(data.std)},
         training={
             "seed": seed,
             "epochs": epochs,

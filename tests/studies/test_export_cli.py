@@ -74,6 +74,7 @@ def test_export_then_evaluate_round_trip(
     assert prov["values"] == {"accuracy": trial.values[0], "params": trial.values[1]}
     assert prov["storage"] == study_url  # no password to hide in a SQLite URL
     assert manifest["training"]["seed"] == 0 + 1  # the study seed plus the trial number
+    assert manifest["training"]["seed"] == trial.user_attrs["seed"]  # as the trial trained
     assert manifest["training"]["epochs"] == 2  # the epochs the trial ran
     assert manifest["training"]["optimizer_settings"] == trial.user_attrs["optimizer_settings"]
     assert manifest["dataset"] == {"name": "digits", "val_fraction": 0.2}
@@ -94,6 +95,15 @@ def test_export_then_evaluate_round_trip(
     assert len(data.y_test) == report["n_test"]
     correct = (predict(model, data.x_test) == data.y_test).sum().item()
     assert correct / len(data.y_test) == report["test_accuracy"]
+
+    # A deployment normalises raw inputs with the stored statistics: raw digits pixels
+    # (0 to 16) normalised that way are exactly what the model was trained and scored on.
+    norm = arch["input_normalization"]
+    assert norm == {"mean": list(data.mean), "std": list(data.std)} and len(norm["mean"]) == 1
+    raw = data.x_test * data.std[0] + data.mean[0]
+    assert raw.min().item() > -1e-4 and raw.max().item() < 16.0 + 1e-4
+    renormed = (raw - norm["mean"][0]) / norm["std"][0]
+    assert torch.equal(predict(model, renormed), predict(model, data.x_test))
 
     assert main(["evaluate", str(out), "--device", "cpu"]) == 0
     table = capsys.readouterr().out.splitlines()
