@@ -90,14 +90,18 @@ class Choice:
 
 @dataclass(frozen=True)
 class ModelSpace:
-    """Ranges of the architecture. ``width`` is units (MLP) or channels (CNN) per layer."""
+    """Ranges of the architecture. ``width`` is units (MLP) or channels (CNN) per layer.
+
+    A numeric field is a range or a :class:`Choice` of numbers (a grid, sampled as a
+    categorical parameter).
+    """
 
     family: str = "mlp"
-    depth: IntRange = IntRange(1, 3)
-    width: IntRange = IntRange(16, 256, log=True)
+    depth: IntRange | Choice = IntRange(1, 3)
+    width: IntRange | Choice = IntRange(16, 256, log=True)
     activation: Choice = Choice(("relu",))
     norm: Choice = Choice(("none",))
-    dropout: FloatRange = FloatRange(0.0, 0.0)
+    dropout: FloatRange | Choice = FloatRange(0.0, 0.0)
     # CNN only.
     kernel_size: Choice = Choice((3,))
     pooling: Choice = Choice(("max",))
@@ -106,13 +110,16 @@ class ModelSpace:
 
 @dataclass(frozen=True)
 class OptimizerSpace:
-    """Ranges of one optimizer's hyperparameters. Fields an optimizer lacks are ignored."""
+    """Ranges (or numeric choices) of one optimizer's hyperparameters.
 
-    lr: FloatRange = FloatRange(1e-4, 1e-2, log=True)
-    weight_decay: FloatRange = FloatRange(0.0, 0.0)
-    beta1: FloatRange = FloatRange(0.9, 0.9)
-    beta2: FloatRange = FloatRange(0.999, 0.999)
-    momentum: FloatRange = FloatRange(0.9, 0.9)
+    Fields an optimizer lacks are ignored.
+    """
+
+    lr: FloatRange | Choice = FloatRange(1e-4, 1e-2, log=True)
+    weight_decay: FloatRange | Choice = FloatRange(0.0, 0.0)
+    beta1: FloatRange | Choice = FloatRange(0.9, 0.9)
+    beta2: FloatRange | Choice = FloatRange(0.999, 0.999)
+    momentum: FloatRange | Choice = FloatRange(0.9, 0.9)
     nesterov: Choice = Choice((False,))
 
 
@@ -122,7 +129,7 @@ class TrainingSpace:
 
     batch_size: Choice = Choice((128,))
     schedule: Choice = Choice(("constant",))
-    label_smoothing: FloatRange = FloatRange(0.0, 0.0)
+    label_smoothing: FloatRange | Choice = FloatRange(0.0, 0.0)
 
 
 @dataclass(frozen=True)

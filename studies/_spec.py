@@ -126,7 +126,7 @@ _TOP = {
     "seed",
     "heartbeat",
 }
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc")
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc", "evolution", "reinforce")
 #: Optuna's own pruners (single-objective studies only) ...
 OPTUNA_PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
 #: ... and ours (MO_PRUNERS), which also prune multi-objective studies.
@@ -199,22 +199,25 @@ class _Parser:
         data: Mapping[str, Any],
         key: str,
         where: str,
-        default: IntRange | FloatRange,
+        default: IntRange | FloatRange | Choice,
         *,
         integer: bool = False,
         log: bool | None = None,
         lo: float = -math.inf,
         hi: float = math.inf,
     ) -> Any:
-        """A scalar (fixed), ``[low, high]`` or ``{low, high, log}``.
+        """A scalar (fixed), ``[low, high]``, ``{low, high, log}`` or ``{choices = [...]}``.
 
-        ``log=None`` picks a log scale when low > 0 for a ``[low, high]`` pair.
+        ``log=None`` picks a log scale when low > 0 for a ``[low, high]`` pair. Choices
+        become a :class:`Choice` (a categorical parameter) of numbers within ``[lo, hi]``.
         """
         where = f"{where}.{key}"
         if key not in data:
             return default
         raw = data[key]
         explicit_log: bool | None = None
+        if isinstance(raw, dict) and "choices" in raw:
+            return self.numeric_choices(raw, where, integer=integer, lo=lo, hi=hi)
         if isinstance(raw, dict):
             extra = set(raw) - {"low", "high", "log"}
             if extra or "low" not in raw or "high" not in raw:
@@ -246,6 +249,25 @@ class _Parser:
         if integer:
             return IntRange(int(low), int(high), log=use_log)
         return FloatRange(float(low), float(high), log=use_log)
+
+    def numeric_choices(
+        self, raw: Mapping[str, Any], where: str, *, integer: bool, lo: float, hi: float
+    ) -> Choice:
+        """``{choices = [16, 64, 256]}``: distinct numbers within ``[lo, hi]``."""
+        if set(raw) != {"choices"}:
+            raise self.fail(where, "a choices table has only the field choices", dict(raw))
+        options = raw["choices"]
+        if not isinstance(options, list) or not options:
+            raise self.fail(f"{where}.choices", "must be a non-empty list of numbers", options)
+        values: list[int | float] = []
+        for opt in options:
+            number = self.number(opt, f"{where}.choices", integer=integer)
+            if not lo <= number <= hi:
+                raise self.fail(f"{where}.choices", f"must lie within [{lo}, {hi}]", opt)
+            values.append(int(number) if integer else float(number))
+        if len(set(values)) != len(values):
+            raise self.fail(f"{where}.choices", "options must be distinct", options)
+        return Choice(tuple(values))
 
     def choice(
         self,

@@ -215,6 +215,28 @@ def test_distributions_are_log_scale_where_the_space_says_so() -> None:
     assert seen["batch_size"] == CategoricalDistribution([64, 128])
 
 
+def test_numeric_choices_are_categorical_and_sample_only_their_options() -> None:
+    space = SearchSpace(
+        model=ModelSpace(depth=Choice((1, 3)), width=Choice((16, 64, 256))),
+        optimizers={"sgd": OptimizerSpace(lr=Choice((1e-3, 0.1)), momentum=Choice((0.0, 0.9)))},
+    )
+    study = _run_random_study(space, n_trials=30)
+    seen: dict[str, optuna.distributions.BaseDistribution] = {}
+    for trial in study.trials:
+        seen.update(trial.distributions)
+        assert trial.params["n_layers"] in (1, 3)
+        assert trial.params["sgd_lr"] in (1e-3, 0.1)
+        layout, settings = suggest(optuna.trial.FixedTrial(trial.params), space, DIGITS_SHAPE, 10)
+        assert set(layout.widths) <= {16, 64, 256}
+        assert settings.momentum in (0.0, 0.9)
+
+    assert seen["n_layers"] == CategoricalDistribution([1, 3])
+    assert seen["units_l0"] == CategoricalDistribution([16, 64, 256])
+    assert seen["units_l2"] == CategoricalDistribution([16, 64, 256])
+    assert seen["sgd_lr"] == CategoricalDistribution([1e-3, 0.1])
+    assert seen["sgd_momentum"] == CategoricalDistribution([0.0, 0.9])
+
+
 def test_fixed_values_are_not_suggested() -> None:
     space = SearchSpace(
         model=ModelSpace(

@@ -52,6 +52,35 @@ nesterov = [false, true]
     assert sgd.nesterov == Choice((False, True))
 
 
+def test_numeric_choices_become_a_choice_of_numbers() -> None:
+    spec = parse_spec(
+        MINIMAL
+        + """
+[model]
+depth = { choices = [1, 3] }
+width = { choices = [16, 64, 256] }
+dropout = { choices = [0.0, 0.25] }
+
+[training]
+label_smoothing = { choices = [0.0, 0.1] }
+
+[optimizers.sgd]
+lr = { choices = [1e-3, 0.1] }
+momentum = { choices = [0, 0.9] }
+"""
+    )
+    m = spec.objective.space.model
+    assert m.depth == Choice((1, 3))
+    assert m.width == Choice((16, 64, 256))
+    assert all(type(w) is int for w in m.width.options)
+    assert m.dropout == Choice((0.0, 0.25))
+    sgd = spec.objective.space.optimizers["sgd"]
+    assert sgd.lr == Choice((1e-3, 0.1))
+    # Float fields hold floats even where the file wrote an integer.
+    assert sgd.momentum == Choice((0.0, 0.9)) and type(sgd.momentum.options[0]) is float
+    assert spec.objective.space.training.label_smoothing == Choice((0.0, 0.1))
+
+
 def test_sampler_and_pruner_options_pass_through() -> None:
     spec = parse_spec(
         """
@@ -97,6 +126,22 @@ BAD = [
     (MINIMAL + "[model]\nfamily = 'transformer'\n", "model.family", "'transformer'"),
     (MINIMAL + "[model]\nkernel_size = [3]\n", "model.kernel_size", "[3]"),  # MLP has no kernels
     ('dataset = "digits"\n', "name", "required"),
+    # Numeric choices: numbers only, non-empty, distinct, within the field's bounds.
+    (MINIMAL + "[model]\nwidth = { choices = [] }\n", "model.width.choices", "[]"),
+    (MINIMAL + "[model]\nwidth = { choices = 16 }\n", "model.width.choices", "16"),
+    (MINIMAL + "[model]\nwidth = { choices = [16, 'wide'] }\n", "model.width.choices", "'wide'"),
+    (MINIMAL + "[model]\nwidth = { choices = [16, 0] }\n", "model.width.choices", "0"),
+    (MINIMAL + "[model]\nwidth = { choices = [16, 32.5] }\n", "model.width.choices", "32.5"),
+    (MINIMAL + "[model]\ndepth = { choices = [true] }\n", "model.depth.choices", "True"),
+    (MINIMAL + "[model]\nwidth = { choices = [16, 16] }\n", "model.width.choices", "16"),
+    (
+        MINIMAL + "[model]\nwidth = { choices = [16], log = true }\n",
+        "model.width",
+        "'log': True",
+    ),
+    (MINIMAL + "[optimizers.adam]\nlr = { choices = [1e-3, -1e-3] }\n", "adam.lr", "-0.001"),
+    (MINIMAL + "[optimizers.adam]\nlr = { choices = [1e-3, 0] }\n", "adam.lr.choices", "0"),
+    (MINIMAL + "[model]\ndropout = { choices = [0.1, 1.5] }\n", "model.dropout", "1.5"),
 ]
 
 
