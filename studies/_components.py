@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from nas_objectives.objective import EpochPruner
+from studies._evolution import RegularizedEvolutionSampler
 from studies._mo_pruners import MO_PRUNERS, build_mo_pruner, check_mo_pruner_options
+from studies._reinforce import ReinforceSampler
 
 if TYPE_CHECKING:
     from studies._spec import StudySpec
@@ -28,6 +30,8 @@ _SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     "gp": optuna.samplers.GPSampler,
     "random": optuna.samplers.RandomSampler,
     "qmc": optuna.samplers.QMCSampler,
+    "evolution": RegularizedEvolutionSampler,
+    "reinforce": ReinforceSampler,
 }
 _PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "none": optuna.pruners.NopPruner,
@@ -60,7 +64,7 @@ def check_options(kind: str, name: str, options: Mapping[str, Any]) -> tuple[str
             warnings.simplefilter("ignore")
             factory(**options)
     except (TypeError, ValueError) as exc:
-        return "name", f"Optuna rejects these options: {exc}", name
+        return "name", f"{factory.__name__} rejects these options: {exc}", name
     return None
 
 

@@ -1,0 +1,273 @@
+"""Regularized (aging) evolution as an Optuna sampler: :class:`RegularizedEvolutionSampler`.
+
+Real, Aggarwal, Huang and Le, "Regularized Evolution for Image Classifier Architecture
+Search", AAAI 2019 (arXiv:1802.01548). The population is the ``population_size`` most recent
+finished trials; each new trial copies the winner of a tournament among ``sample_size``
+random members and changes one of its choices. Old trials leave the population by age
+(trial number), not by fitness, which is the "regularization".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import BaseSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from studies._mo_pruners import crowding_distances, pareto_ranks
+from studies._sampler_history import (
+    TrialCache,
+    base_seed,
+    contains,
+    finished_trials,
+    from_unit,
+    grid_value,
+    minimized,
+    sample_uniform,
+    to_unit,
+    trial_rng,
+    violation,
+)
+
+#: System attributes written on each child trial, for lineage in reports.
+PARENT_ATTR = "RegularizedEvolutionSampler:parent"
+MUTATION_ATTR = "RegularizedEvolutionSampler:mutation"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a child trial copies (its parent's params) and which one name it mutates."""
+
+    parent: int
+    params: dict[str, Any]
+    mutate: str | None
+
+
+class RegularizedEvolutionSampler(BaseSampler):
+    """Aging evolution (Real et al., 2019) over a define-by-run search space.
+
+    Until ``population_size`` trials have finished, trials are sampled at random. Then each
+    trial:
+
+    1. takes the population: the ``population_size`` finished (COMPLETE or PRUNED) trials
+       with the highest trial numbers; FAILED trials are ignored as if deleted;
+    2. draws ``sample_size`` members at random and picks the best as the parent. Best means,
+       in this order: feasible before infeasible (Optuna constraints; infeasible trials
+       compare by total violation), COMPLETE before PRUNED (pruned trials compare by the
+       last step they reached, then the value there), then the objective value, or for
+       several objectives the Pareto rank within the population's complete feasible
+       members, then the larger crowding distance; remaining ties go to the first drawn;
+    3. copies the parent's params and mutates one of them, drawn uniformly among those
+       with more than one possible value: a categorical takes another of its choices; a
+       numeric range takes a Gaussian step of ``mutation_scale`` times its width, measured
+       on a log scale for log ranges, reflected at the ends and rounded to the step (an
+       integer that rounds back to the parent's value moves one step instead).
+
+    Params the parent lacks (a layer the mutation added) or whose stored value the new
+    distribution no longer holds are sampled at random. The parent's number and the
+    mutated name are stored on the trial as system attributes
+    (``RegularizedEvolutionSampler:parent`` and ``:mutation``).
+
+    The population is rebuilt from the storage for every trial, so any number of workers
+    can share a study. All randomness of trial ``n`` derives from ``(seed, n)``, so a run
+    is repeatable and a restarted worker samples as before.
+
+    Args:
+        population_size: Trials in the population (Real et al.'s P), at least 2.
+        sample_size: Tournament size (S), from 1 to ``population_size``.
+        mutation_scale: Standard deviation of a numeric mutation, as a fraction of the
+            range's width (on a log scale for log ranges), in ``(0, 1]``.
+        seed: Seed of the random choices.
+
+    Example:
+        >>> import optuna
+        >>> sampler = RegularizedEvolutionSampler(population_size=10, sample_size=3, seed=0)
+        >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=30)
+        >>> study.best_value < 0.01
+        True
+    """
+
+    def __init__(
+        self,
+        population_size: int = 20,
+        sample_size: int = 5,
+        mutation_scale: float = 0.25,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        for name, value in (("population_size", population_size), ("sample_size", sample_size)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if population_size < 2:
+            raise ValueError(f"population_size must be at least 2, got {population_size}")
+        if not 1 <= sample_size <= population_size:
+            raise ValueError(
+                f"sample_size must be between 1 and population_size ({population_size}), "
+                f"got {sample_size}"
+            )
+        if isinstance(mutation_scale, bool) or not isinstance(mutation_scale, int | float):
+            raise ValueError(f"mutation_scale must be a number, got {mutation_scale!r}")
+        if not 0 < mutation_scale <= 1:
+            raise ValueError(f"mutation_scale must be in (0, 1], got {mutation_scale}")
+        self._population_size = population_size
+        self._sample_size = sample_size
+        self._mutation_scale = float(mutation_scale)
+        self._seed = base_seed(seed)
+        self._plans: TrialCache[_Plan | None] = TrialCache()
+
+    def reseed_rng(self) -> None:
+        # Nothing to do: each trial's stream derives from its own number, so copies of
+        # this sampler in other threads never repeat each other.
+        pass
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        plan = self._make_plan(study, trial)
+        self._plans.put(study, trial, plan)
+        if plan is not None:
+            study._storage.set_trial_system_attr(trial._trial_id, PARENT_ATTR, plan.parent)
+            study._storage.set_trial_system_attr(trial._trial_id, MUTATION_ATTR, plan.mutate)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._plans.pop(study, trial)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        rng = trial_rng(self._seed, trial.number, param_name)
+        if not self._plans.has(study, trial):  # before_trial ran in another instance
+            self._plans.put(study, trial, self._make_plan(study, trial))
+        plan = self._plans.get(study, trial)
+        if plan is None:
+            return sample_uniform(param_distribution, rng)
+        parent_value = plan.params.get(param_name)
+        if param_name not in plan.params or not contains(param_distribution, parent_value):
+            return sample_uniform(param_distribution, rng)
+        if param_name == plan.mutate:
+            return mutate(param_distribution, parent_value, self._mutation_scale, rng)
+        if isinstance(param_distribution, CategoricalDistribution):
+            # The distribution's own object for an equal choice.
+            return param_distribution.choices[
+                int(param_distribution.to_internal_repr(parent_value))
+            ]
+        return parent_value
+
+    def _make_plan(self, study: Study, trial: FrozenTrial) -> _Plan | None:
+        finished = finished_trials(study)
+        if len(finished) < self._population_size:
+            return None
+        population = finished[-self._population_size :]
+        rng = trial_rng(self._seed, trial.number, "")
+        keys = tournament_keys(population, study.directions)
+        drawn = rng.choice(len(population), size=self._sample_size, replace=False)
+        winner = population[min(drawn.tolist(), key=lambda i: keys[i])]
+        mutable = sorted(n for n, d in winner.distributions.items() if not d.single())
+        mutate_name = mutable[int(rng.integers(len(mutable)))] if mutable else None
+        return _Plan(winner.number, dict(winner.params), mutate_name)
+
+
+def tournament_keys(
+    population: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
+) -> list[tuple[float, ...]]:
+    """One sort key per trial; the smallest wins a tournament.
+
+    Keys order feasible COMPLETE trials by value (one objective) or by Pareto rank and then
+    larger crowding distance (several), then feasible PRUNED trials by the last step they
+    reached and their value there, then infeasible trials by total constraint violation.
+    """
+    keys: list[tuple[float, ...]] = [()] * len(population)
+    complete: list[int] = []
+    for i, t in enumerate(population):
+        excess = violation(t)
+        if excess > 0:
+            keys[i] = (2.0, excess, 0.0)
+        elif t.state == TrialState.COMPLETE and t.values is not None:
+            complete.append(i)
+        else:
+            keys[i] = (1.0, *_pruned_key(t, directions))
+    if complete:
+        points = minimized([population[i].values for i in complete], directions)
+        if len(directions) == 1:
+            for i, p in zip(complete, points[:, 0].tolist(), strict=True):
+                keys[i] = (0.0, p, 0.0)
+        else:
+            minimize = ["minimize"] * len(directions)
+            ranks = pareto_ranks(points, minimize)
+            crowd = crowding_distances(points, ranks, minimize)
+            for i, r, c in zip(complete, ranks, crowd, strict=True):
+                keys[i] = (0.0, float(r), -c)
+    return keys
+
+
+def _pruned_key(
+    trial: FrozenTrial, directions: Sequence[optuna.study.StudyDirection]
+) -> tuple[float, float]:
+    if len(directions) > 1 or not trial.intermediate_values:
+        return 0.0, 0.0
+    step = max(trial.intermediate_values)
+    value = float(minimized([trial.intermediate_values[step]], directions)[0])
+    return -float(step), value
+
+
+def mutate(dist: BaseDistribution, value: Any, scale: float, rng: np.random.Generator) -> Any:
+    """A valid value of ``dist`` near ``value`` and different from it where possible.
+
+    A categorical draws another choice uniformly; a numeric range steps by a Gaussian of
+    standard deviation ``scale`` (a fraction of its width, log-scaled for log ranges).
+    """
+    if isinstance(dist, CategoricalDistribution):
+        index = int(dist.to_internal_repr(value))
+        others = [i for i in range(len(dist.choices)) if i != index]
+        return dist.choices[others[int(rng.integers(len(others)))]] if others else value
+    if not isinstance(dist, IntDistribution | FloatDistribution):
+        raise TypeError(f"unsupported distribution {dist!r}")
+    u = to_unit(dist, value)
+    step = float(rng.normal(0.0, scale))
+    child = from_unit(dist, 1.0 - abs(1.0 - (u + step) % 2.0))  # reflected into [0, 1]
+    if child == value and not dist.single():
+        # A short step rounded back to the parent: move one grid point that way instead.
+        direction = 1 if step >= 0 else -1
+        if isinstance(dist, IntDistribution) and dist.log:
+            child = value + direction
+            if not dist.low <= child <= dist.high:
+                child = value - direction
+        elif dist.step is not None:
+            index = round((value - dist.low) / dist.step)
+            child = grid_value(dist, index + direction)
+            if child == value:
+                child = grid_value(dist, index - direction)
+    if isinstance(dist, FloatDistribution) and not math.isfinite(float(child)):
+        return value
+    return child
