@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from studies._catalog import DEFAULT_STUDY, catalog, catalog_dir, resolve_spec
 from studies._components import build_pruner, build_sampler
+from studies._dashboard import (
+    DashboardServer,
+    dashboard_app,
+    make_dashboard_server,
+    serve_dashboard,
+)
+from studies._evolution import RegularizedEvolutionSampler
 from studies._launch import launch_workers, stop_on_signals
 from studies._mo_pruners import (
     MO_PRUNERS,
@@ -12,6 +19,14 @@ from studies._mo_pruners import (
     DominancePruner,
     ParetoRankPruner,
     build_mo_pruner,
+)
+from studies._reinforce import ReinforceSampler
+from studies._report import (
+    ReportSection,
+    build_report,
+    hypervolume_history,
+    hypervolume_space,
+    write_report,
 )
 from studies._results import best_trials, format_rows, metric_names, summary_rows, trial_rows
 from studies._runner import (
@@ -48,10 +63,14 @@ __all__ = [
     "BaseMultiObjectivePruner",
     "BudgetReachedError",
     "ComponentSpec",
+    "DashboardServer",
     "DatasetSpec",
     "DominancePruner",
     "HeartbeatSpec",
     "ParetoRankPruner",
+    "RegularizedEvolutionSampler",
+    "ReinforceSampler",
+    "ReportSection",
     "RunReport",
     "StudyRunError",
     "StudySpec",
@@ -59,13 +78,18 @@ __all__ = [
     "best_trials",
     "build_mo_pruner",
     "build_pruner",
+    "build_report",
     "build_sampler",
     "catalog",
     "catalog_dir",
     "count_budget",
+    "dashboard_app",
     "format_rows",
+    "hypervolume_history",
+    "hypervolume_space",
     "launch_workers",
     "load_spec",
+    "make_dashboard_server",
     "metric_names",
     "open_study",
     "parse_spec",
@@ -73,7 +97,9 @@ __all__ = [
     "resolve_spec",
     "run_study",
     "run_trials",
+    "serve_dashboard",
     "stop_on_signals",
     "summary_rows",
     "trial_rows",
+    "write_report",
 ]
