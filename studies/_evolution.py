@@ -22,12 +22,12 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from studies._mo_pruners import crowding_distances, pareto_ranks
 from studies._sampler_history import (
+    IndependentSampler,
     TrialCache,
     base_seed,
     contains,
@@ -55,7 +55,7 @@ class _Plan:
     mutate: str | None
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+class RegularizedEvolutionSampler(IndependentSampler):
     """Aging evolution (Real et al., 2019) over a define-by-run search space.
 
     Until ``population_size`` trials have finished, trials are sampled at random. Then each
@@ -127,21 +127,6 @@ class RegularizedEvolutionSampler(BaseSampler):
         self._mutation_scale = float(mutation_scale)
         self._seed = base_seed(seed)
         self._plans: TrialCache[_Plan | None] = TrialCache()
-
-    def reseed_rng(self) -> None:
-        # Nothing to do: each trial's stream derives from its own number, so copies of
-        # this sampler in other threads never repeat each other.
-        pass
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         plan = self._make_plan(study, trial)

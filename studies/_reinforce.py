@@ -23,11 +23,11 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from studies._sampler_history import (
+    IndependentSampler,
     TrialCache,
     base_seed,
     finished_trials,
@@ -141,7 +141,7 @@ class _History:
     points: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
 
 
-class ReinforceSampler(BaseSampler):
+class ReinforceSampler(IndependentSampler):
     """REINFORCE with a moving-average baseline (Zoph and Le, 2017), one policy per decision.
 
     Every parameter name (with its distribution) has a categorical policy ``softmax(logits)``
@@ -221,21 +221,6 @@ class ReinforceSampler(BaseSampler):
         self._histories: dict[tuple[int, int], tuple[weakref.ref[Any], _History]] = {}
         self._policies: TrialCache[_Policy | None] = TrialCache()
         self._lock = threading.Lock()  # Study.optimize(n_jobs>1) shares one sampler
-
-    def reseed_rng(self) -> None:
-        # Nothing to do: each trial's stream derives from its own number, so copies of
-        # this sampler in other threads never repeat each other.
-        pass
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._policies.put(study, trial, self._policy_for_trial(study))

@@ -24,6 +24,8 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.samplers import BaseSampler
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 #: Trials a sampler learns from: failed trials are treated as deleted, as Optuna's do.
@@ -126,6 +128,26 @@ def sample_uniform(dist: BaseDistribution, rng: np.random.Generator) -> Any:
             return grid_value(dist, int(rng.integers(_grid_size(dist) + 1)))
         return from_unit(dist, float(rng.uniform()))
     raise TypeError(f"unsupported distribution {dist!r}")
+
+
+class IndependentSampler(BaseSampler):
+    """A sampler that decides every parameter on its own, in ``sample_independent``, which
+    is what a define-by-run space needs: a parameter may exist only in some trials."""
+
+    def reseed_rng(self) -> None:
+        # Nothing to do: each trial's stream derives from its own number, so copies of
+        # this sampler in other threads never repeat each other.
+        pass
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
 
 
 class TrialCache(Generic[_T]):

@@ -6,6 +6,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import optuna
 import pytest
@@ -47,3 +48,36 @@ def unique_name() -> Iterator[str]:
     storage = open_storage(POSTGRES_URL, heartbeat=None)
     with contextlib.suppress(KeyError):
         optuna.delete_study(study_name=name, storage=storage)
+
+
+#: Debian's Chromium, never a downloaded browser; the flags keep it off this machine's closed
+#: network (it would otherwise try Google's hosts at every start).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A real headless Chromium, driven by Playwright. Fails (never skips) without one."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); "
+            "this test never downloads a browser"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

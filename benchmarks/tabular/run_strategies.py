@@ -44,6 +44,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -93,7 +94,12 @@ def _load_or_run(
     trials: int,
     noise: str,
 ) -> RunTrace:
-    path = runs_dir / f"{mode}-{noise}-{strategy}-t{trials}-s{seed}.json"
+    # The key holds the sampler's options and the table's settings, so a changed catalog
+    # default or a rebuilt table is never answered from a stale run.
+    sampler = strategy_spec(table, strategy).sampler
+    what = json.dumps([sampler.name, dict(sampler.options), table.settings], sort_keys=True)
+    digest = hashlib.sha256(what.encode()).hexdigest()[:10]
+    path = runs_dir / f"{mode}-{noise}-{strategy}-t{trials}-s{seed}-{digest}.json"
     if path.exists():
         data = json.loads(path.read_text())
         data["values"] = [None if v is None else tuple(v) for v in data["values"]]

@@ -17,17 +17,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from storage import open_storage
 from studies._dashboard import DashboardServer, make_dashboard_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TOKEN = "browser-Token_0123456789abcdef"
 STUDY = "digits-mlp-dash"
 #: Per wait: generous for a loaded 2-core machine, still far inside the test's ~30 s.
@@ -96,23 +85,6 @@ def server(study: optuna.Study, sqlite_url: str) -> Iterator[DashboardServer]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); "
-            "this test never downloads a browser"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 # Every point plotly drew in the Pareto-front div, by trace name, from the graph's own data.

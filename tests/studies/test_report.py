@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ from studies._report import (
     write_report,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 REPO = Path(__file__).resolve().parents[2]
 
 DISTRIBUTIONS = {
@@ -456,28 +453,11 @@ def test_run_then_report_end_to_end(
     assert len(hv["x"]) == len(complete) and hv["y"][-1] > 0
 
 
-@pytest.fixture
-def chromium_page() -> Iterator[Any]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); "
-            "this test never downloads a browser"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-
-
 def test_report_draws_offline_in_chromium(
-    mo_study: optuna.Study, tmp_path: Path, chromium_page: Any
+    mo_study: optuna.Study, tmp_path: Path, browser: Any
 ) -> None:
     out = write_report(mo_study, tmp_path / "report.html")
-    page = chromium_page
+    page = browser.new_page()
     requests: list[str] = []
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
