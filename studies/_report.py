@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import html
-import importlib.util
 import math
 import re
 import warnings
@@ -113,7 +112,7 @@ def write_report(study: optuna.Study, out: str | Path | None = None, fmt: str = 
     if fmt not in FORMATS:
         raise StudyRunError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")
     # Checked before any work: the hint is all the user needs.
-    if fmt == "png" and importlib.util.find_spec("kaleido") is None:
+    if fmt == "png" and not _kaleido_installed():
         raise StudyRunError(
             f"--format png needs kaleido, which is not installed: {PNG_HINT} (or use --format html)"
         )
@@ -161,6 +160,14 @@ def snapshot(study: optuna.Study) -> optuna.Study:
             copy.set_metric_names(study.metric_names)
     copy.add_trials(study.get_trials(deepcopy=False))
     return copy
+
+
+def _kaleido_installed() -> bool:
+    try:
+        import kaleido  # noqa: F401  (plotly's static image export)
+    except ImportError:
+        return False
+    return True
 
 
 def default_out(study: optuna.Study, fmt: str = "html") -> Path:
