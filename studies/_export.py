@@ -37,7 +37,7 @@ from storage import open_storage, redact_url
 from studies._cli_args import Parser, load_named_study, positive_int, storage_arg
 from studies._results import best_trials, format_rows, metric_names
 from studies._runner import SPEC_ATTR, resolve_device
-from studies._spec import StudySpec, _Parser
+from studies._spec import StudySpec, spec_from_data
 
 _logger = logging.getLogger(__name__)
 #: ``--trial best``.
@@ -207,7 +207,7 @@ def stored_spec(study: optuna.Study) -> StudySpec:
             f"study {study.study_name!r} has no stored study file (user attribute "
             f"{SPEC_ATTR}): nas-study did not create it, so its trials cannot be rebuilt"
         )
-    return _Parser(f"study {study.study_name!r} (stored study file)").study(dict(source))
+    return spec_from_data(source, f"study {study.study_name!r} (stored study file)")
 
 
 def select_trial(

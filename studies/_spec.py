@@ -156,6 +156,12 @@ def parse_spec(text: str, path: str = "<memory>") -> StudySpec:
     return _Parser(path).study(data)
 
 
+def spec_from_data(data: Mapping[str, Any], path: str = "<memory>") -> StudySpec:
+    """Validate an already-parsed study file, e.g. the copy a study stores of its file;
+    ``path`` only labels error messages."""
+    return _Parser(path).study(dict(data))
+
+
 class _Parser:
     def __init__(self, path: str) -> None:
         self.path = path
