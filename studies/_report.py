@@ -716,7 +716,7 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def command(args: argparse.Namespace, url: str) -> int:
-    study = load_named_study(open_storage(url, create=False), args.study, url)
+    study = load_named_study(open_storage(url, heartbeat=None, create=False), args.study, url)
     path = write_report(study, args.out, args.format)
     print(f"report of {study.study_name!r} written to {path}")
     return 0

@@ -349,12 +349,13 @@ def _cmd_catalog(args: argparse.Namespace, url: str) -> int:
 
 
 def _cmd_studies(args: argparse.Namespace, url: str) -> int:
-    print(format_rows(summary_rows(open_storage(url, create=False))))
+    print(format_rows(summary_rows(open_storage(url, heartbeat=None, create=False))))
     return 0
 
 
 def _cmd_best(args: argparse.Namespace, url: str) -> int:
-    _print_best(load_named_study(open_storage(url, create=False), args.study, url), args.format)
+    storage = open_storage(url, heartbeat=None, create=False)
+    _print_best(load_named_study(storage, args.study, url), args.format)
     return 0
 
 
