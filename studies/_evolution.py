@@ -28,7 +28,6 @@ from optuna.trial import FrozenTrial, TrialState
 from studies._mo_pruners import crowding_distances, pareto_ranks
 from studies._sampler_history import (
     IndependentSampler,
-    TrialCache,
     base_seed,
     contains,
     finished_trials,
@@ -55,7 +54,7 @@ class _Plan:
     mutate: str | None
 
 
-class RegularizedEvolutionSampler(IndependentSampler):
+class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
     """Aging evolution (Real et al., 2019) over a define-by-run search space.
 
     Until ``population_size`` trials have finished, trials are sampled at random. Then each
@@ -125,24 +124,18 @@ class RegularizedEvolutionSampler(IndependentSampler):
         self._population_size = population_size
         self._sample_size = sample_size
         self._mutation_scale = float(mutation_scale)
+        super().__init__()
         self._seed = base_seed(seed)
-        self._plans: TrialCache[_Plan | None] = TrialCache()
+
+    def _new_trial_state(self, study: Study, trial: FrozenTrial) -> _Plan | None:
+        return self._make_plan(study, trial)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        plan = self._make_plan(study, trial)
-        self._plans.put(study, trial, plan)
+        super().before_trial(study, trial)
+        plan = self._trial_state(study, trial)
         if plan is not None:
             study._storage.set_trial_system_attr(trial._trial_id, PARENT_ATTR, plan.parent)
             study._storage.set_trial_system_attr(trial._trial_id, MUTATION_ATTR, plan.mutate)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._plans.pop(study, trial)
 
     def sample_independent(
         self,
@@ -152,9 +145,7 @@ class RegularizedEvolutionSampler(IndependentSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         rng = trial_rng(self._seed, trial.number, param_name)
-        if not self._plans.has(study, trial):  # before_trial ran in another instance
-            self._plans.put(study, trial, self._make_plan(study, trial))
-        plan = self._plans.get(study, trial)
+        plan = self._trial_state(study, trial)
         if plan is None:
             return sample_uniform(param_distribution, rng)
         parent_value = plan.params.get(param_name)

@@ -28,7 +28,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from studies._sampler_history import (
     IndependentSampler,
-    TrialCache,
     base_seed,
     finished_trials,
     from_unit,
@@ -141,7 +140,7 @@ class _History:
     points: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
 
 
-class ReinforceSampler(IndependentSampler):
+class ReinforceSampler(IndependentSampler[_Policy]):
     """REINFORCE with a moving-average baseline (Zoph and Le, 2017), one policy per decision.
 
     Every parameter name (with its distribution) has a categorical policy ``softmax(logits)``
@@ -216,23 +215,14 @@ class ReinforceSampler(IndependentSampler):
         self._decay = float(baseline_decay)
         self._n_bins = n_bins
         self._n_startup_trials = n_startup_trials
+        super().__init__()
         self._seed = base_seed(seed)
         self._actions: dict[BaseDistribution, _Actions] = {}
         self._histories: dict[tuple[int, int], tuple[weakref.ref[Any], _History]] = {}
-        self._policies: TrialCache[_Policy | None] = TrialCache()
         self._lock = threading.Lock()  # Study.optimize(n_jobs>1) shares one sampler
 
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._policies.put(study, trial, self._policy_for_trial(study))
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._policies.pop(study, trial)
+    def _new_trial_state(self, study: Study, trial: FrozenTrial) -> _Policy | None:
+        return self._policy_for_trial(study)
 
     def sample_independent(
         self,
@@ -241,9 +231,7 @@ class ReinforceSampler(IndependentSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        if not self._policies.has(study, trial):  # before_trial ran in another instance
-            self._policies.put(study, trial, self._policy_for_trial(study))
-        policy = self._policies.get(study, trial)
+        policy = self._trial_state(study, trial)
         actions = self._actions_of(param_distribution)
         rng = trial_rng(self._seed, trial.number, param_name)
         logits = None if policy is None else policy.logits.get((param_name, param_distribution))

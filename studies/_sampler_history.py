@@ -130,9 +130,38 @@ def sample_uniform(dist: BaseDistribution, rng: np.random.Generator) -> Any:
     raise TypeError(f"unsupported distribution {dist!r}")
 
 
-class IndependentSampler(BaseSampler):
+class IndependentSampler(BaseSampler, Generic[_T]):
     """A sampler that decides every parameter on its own, in ``sample_independent``, which
-    is what a define-by-run space needs: a parameter may exist only in some trials."""
+    is what a define-by-run space needs: a parameter may exist only in some trials.
+
+    What a trial needs (a parent to mutate, a policy to sample from) is rebuilt from the
+    stored trials by :meth:`_new_trial_state` in ``before_trial``, kept while the trial
+    samples, and rebuilt on demand by :meth:`_trial_state` if another sampler instance ran
+    ``before_trial`` (as when a study is loaded again mid-trial).
+    """
+
+    def __init__(self) -> None:
+        self._trial_states: TrialCache[_T | None] = TrialCache()
+
+    def _new_trial_state(self, study: Study, trial: FrozenTrial) -> _T | None:
+        raise NotImplementedError
+
+    def _trial_state(self, study: Study, trial: FrozenTrial) -> _T | None:
+        if not self._trial_states.has(study, trial):  # before_trial ran in another instance
+            self._trial_states.put(study, trial, self._new_trial_state(study, trial))
+        return self._trial_states.get(study, trial)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._trial_states.put(study, trial, self._new_trial_state(study, trial))
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._trial_states.pop(study, trial)
 
     def reseed_rng(self) -> None:
         # Nothing to do: each trial's stream derives from its own number, so copies of
