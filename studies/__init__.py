@@ -51,6 +51,7 @@ from studies._spec import (
     StudySpecError,
     load_spec,
     parse_spec,
+    spec_from_data,
 )
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "run_study",
     "run_trials",
     "serve_dashboard",
+    "spec_from_data",
     "stop_on_signals",
     "summary_rows",
     "trial_rows",
