@@ -57,6 +57,7 @@ from studies._spec import HeartbeatSpec, StudySpec, StudySpecError
 
 _EXPECTED = (StudySpecError, StorageError, DatasetError, StudyRunError, ExportError)
 _logger = logging.getLogger("nas_study")
+_OWN_LOGGERS = ("nas_study", "studies", "storage", "nas_objectives")
 
 
 def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
@@ -180,11 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
+        level=logging.WARNING,
         format="%(message)s",
         stream=sys.stderr,
         force=True,  # main() may run more than once in a process (tests, notebooks)
     )
+    # Our own loggers speak at INFO; other libraries' INFO lines (kaleido's browser, say)
+    # are not for our users, so the root logger stays at WARNING.
+    for name in _OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
     # Per-trial lines are noise under a progress bar; keep them for logs and --verbose.
     chatty = verbose or not (quiet or show_progress())
     optuna.logging.set_verbosity(optuna.logging.INFO if chatty else optuna.logging.WARNING)

@@ -6,6 +6,7 @@ import csv
 import fcntl
 import io
 import json
+import logging
 import os
 import pty
 import struct
@@ -340,3 +341,14 @@ def test_storage_check_reports_the_schema(tmp_path: Path, capsys) -> None:
     assert main(["storage", "check", "postgresql://postgres:pw@127.0.0.1:9/x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ":pw@" not in err
+
+
+def test_only_our_own_info_logs_reach_the_user(tmp_path: Path, capsys) -> None:
+    # kaleido's browser logs "TemporaryDirectory.cleanup() worked." at INFO: a library's
+    # INFO lines must not reach a user's terminal, while nas-study's own still do.
+    assert main(["catalog"]) == 0
+    capsys.readouterr()
+    logging.getLogger("choreographer.utils._tmpfile").info("library chatter")
+    logging.getLogger("studies._report").info("our progress")
+    logging.getLogger("choreographer").warning("library warning")
+    assert capsys.readouterr().err.splitlines() == ["our progress", "library warning"]
