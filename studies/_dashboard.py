@@ -244,6 +244,7 @@ class DashboardServer:
 
     def __init__(self, server: WSGIServer, url: str, link: str) -> None:
         self._server = server
+        self._thread: threading.Thread | None = None
         self.url = url
         self.link = link
 
@@ -255,9 +256,17 @@ class DashboardServer:
         """Answer requests until :meth:`shutdown` is called (from another thread)."""
         self._server.serve_forever(poll_interval=0.2)
 
+    def start(self) -> threading.Thread:
+        """Run :meth:`serve_forever` in a daemon thread, which is returned."""
+        self._thread = threading.Thread(target=self.serve_forever, name="dashboard", daemon=True)
+        self._thread.start()
+        return self._thread
+
     def shutdown(self) -> None:
-        """Stop :meth:`serve_forever` and close the socket."""
+        """Stop :meth:`serve_forever` (and the thread of :meth:`start`) and close the socket."""
         self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
         self._server.server_close()
 
     def close(self) -> None:
@@ -338,9 +347,8 @@ def serve_dashboard(
             stop.set()
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     try:
-        thread.start()
+        thread = server.start()
         if on_ready is not None:
             on_ready(server)
         while not stop.wait(0.5):  # a timed wait, so the main thread still runs handlers
@@ -348,7 +356,6 @@ def serve_dashboard(
                 break
     finally:
         server.shutdown()
-        thread.join()
         for s, old in previous.items():
             signal.signal(s, old)
 

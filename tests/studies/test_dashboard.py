@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,13 +92,11 @@ def study_url(template_db: Path, tmp_path: Path) -> str:
 
 def _serve(url: str, **kwargs: object) -> Iterator[DashboardServer]:
     server = make_dashboard_server(open_storage(url, heartbeat=None), port=0, **kwargs)  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     try:
         yield server
     finally:
         server.shutdown()
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

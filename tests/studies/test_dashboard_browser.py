@@ -5,7 +5,6 @@ guard holds. A screenshot of the Pareto front is kept as a test artifact."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,13 +77,11 @@ def study(sqlite_url: str) -> optuna.Study:
 @pytest.fixture
 def server(study: optuna.Study, sqlite_url: str) -> Iterator[DashboardServer]:
     server = make_dashboard_server(open_storage(sqlite_url, heartbeat=None), port=0, token=TOKEN)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     try:
         yield server
     finally:
         server.shutdown()
-        thread.join(timeout=10)
 
 
 # Every point plotly drew in the Pareto-front div, by trace name, from the graph's own data.
