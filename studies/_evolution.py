@@ -34,6 +34,8 @@ from studies._sampler_history import (
     from_unit,
     grid_value,
     minimized,
+    require_int,
+    require_number,
     sample_uniform,
     to_unit,
     trial_rng,
@@ -107,9 +109,8 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
         *,
         seed: int | None = None,
     ) -> None:
-        for name, value in (("population_size", population_size), ("sample_size", sample_size)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+        require_int("population_size", population_size)
+        require_int("sample_size", sample_size)
         if population_size < 2:
             raise ValueError(f"population_size must be at least 2, got {population_size}")
         if not 1 <= sample_size <= population_size:
@@ -117,8 +118,7 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
                 f"sample_size must be between 1 and population_size ({population_size}), "
                 f"got {sample_size}"
             )
-        if isinstance(mutation_scale, bool) or not isinstance(mutation_scale, int | float):
-            raise ValueError(f"mutation_scale must be a number, got {mutation_scale!r}")
+        require_number("mutation_scale", mutation_scale)
         if not 0 < mutation_scale <= 1:
             raise ValueError(f"mutation_scale must be in (0, 1], got {mutation_scale}")
         self._population_size = population_size

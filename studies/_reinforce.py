@@ -34,6 +34,8 @@ from studies._sampler_history import (
     grid_value,
     minimized,
     per_storage,
+    require_int,
+    require_number,
     to_unit,
     trial_rng,
     violation,
@@ -197,12 +199,10 @@ class ReinforceSampler(IndependentSampler[_Policy]):
         *,
         seed: int | None = None,
     ) -> None:
-        for name, value in (("learning_rate", learning_rate), ("baseline_decay", baseline_decay)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-        for name, value in (("n_bins", n_bins), ("n_startup_trials", n_startup_trials)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+        require_number("learning_rate", learning_rate)
+        require_number("baseline_decay", baseline_decay)
+        require_int("n_bins", n_bins)
+        require_int("n_startup_trials", n_startup_trials)
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         if not 0 <= baseline_decay < 1:

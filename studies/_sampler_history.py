@@ -34,6 +34,18 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _T = TypeVar("_T")
 
 
+def require_int(name: str, value: object) -> None:
+    """A sampler option must be a whole number (``True`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+
+
+def require_number(name: str, value: object) -> None:
+    """A sampler option must be a number (``True`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+
+
 def base_seed(seed: int | None) -> int:
     """``seed`` as a non-negative integer, or a fresh random one when None."""
     if seed is None:
