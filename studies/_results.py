@@ -55,9 +55,12 @@ def summary_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
     """One dict per study in ``storage``: name, directions, trials by state, best values."""
     rows = []
     for s in sorted(optuna.get_all_study_summaries(storage), key=lambda s: s.study_name):
-        study = optuna.load_study(study_name=s.study_name, storage=storage)
+        try:
+            study = optuna.load_study(study_name=s.study_name, storage=storage)
+            trials = study.get_trials(deepcopy=False)
+        except KeyError:  # deleted since the listing (another user, the dashboard)
+            continue
         names = metric_names(study)
-        trials = study.get_trials(deepcopy=False)
         counts = {state.name.lower(): 0 for state in TrialState}
         for t in trials:
             counts[t.state.name.lower()] += 1
