@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nas_objectives._errors import first_line
 from nas_objectives.data import DATASETS, DatasetError, TensorData, load_dataset
 from nas_objectives.export import (
     ExportError,
@@ -35,6 +36,7 @@ from nas_objectives.space import (
     ACTIVATIONS,
     FAMILIES,
     NORMS,
+    OPTIMIZER_HYPERPARAMETERS,
     OPTIMIZERS,
     POOLINGS,
     SCHEDULES,
@@ -69,6 +71,7 @@ __all__ = [
     "NORMS",
     "OBJECTIVES",
     "OPTIMIZERS",
+    "OPTIMIZER_HYPERPARAMETERS",
     "POOLINGS",
     "SCHEDULES",
     "Choice",
@@ -100,6 +103,7 @@ __all__ = [
     "count_params",
     "evaluate_export",
     "failure_reason",
+    "first_line",
     "load_dataset",
     "load_model",
     "macro_f1",

@@ -22,6 +22,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from nas_objectives._errors import first_line
+
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 DEFAULT_DATA_DIR = Path("~/.cache/nas-study/data")
 
@@ -183,13 +185,13 @@ def _torchvision(
         except (RuntimeError, OSError) as exc:
             raise DatasetError(
                 f"dataset {name!r} not found under {root} and could not be downloaded "
-                f"({_first_line(exc)}); put the files at {root}/{_WHERE[name]} or pass --data-dir"
+                f"({first_line(exc)}); put the files at {root}/{_WHERE[name]} or pass --data-dir"
             ) from exc
         except _UNREADABLE as exc:
             # A truncated or foreign file (say, a download cut short) fails inside
             # torchvision's readers with these, not with RuntimeError.
             raise DatasetError(
-                f"dataset {name!r} under {root} is unreadable ({_first_line(exc)}); "
+                f"dataset {name!r} under {root} is unreadable ({first_line(exc)}); "
                 f"replace the files at {root}/{_WHERE[name]}"
             ) from exc
         data = torch.as_tensor(np.asarray(ds.data))
@@ -212,10 +214,6 @@ _UNREADABLE = (
     AssertionError,
     pickle.UnpicklingError,
 )
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _cifar10_class() -> type:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-Direction = Literal["maximize", "minimize"]
+from nas_objectives.record import OBJECTIVES, Direction
 
-#: Every objective a study may name, with its direction.
-OBJECTIVES: dict[str, Direction] = {
-    "accuracy": "maximize",
-    "f1": "maximize",
-    "params": "minimize",
-    "flops": "minimize",
-    "latency_ms": "minimize",
-}
+__all__ = [
+    "OBJECTIVES",
+    "Direction",
+    "accuracy",
+    "count_flops",
+    "count_params",
+    "macro_f1",
+    "measure_latency_ms",
+]
 
 
 def count_params(model: nn.Module) -> int:

@@ -11,6 +11,8 @@ from typing import NoReturn
 import optuna
 import torch
 
+from nas_objectives import record
+from nas_objectives._errors import first_line
 from nas_objectives.data import TensorData
 from nas_objectives.metrics import (
     OBJECTIVES,
@@ -25,7 +27,7 @@ from nas_objectives.space import SearchSpace, suggest
 from nas_objectives.train import EpochResult, TrainingStoppedError, predict, train
 
 #: Quantities a constraint may bound from above (``max_<name>`` in a study file).
-CONSTRAINABLE = ("params", "flops", "latency_ms")
+CONSTRAINABLE = record.COST_OBJECTIVES
 
 
 #: Called after every epoch of a multi-objective trial with the trial, the epoch (from 1)
@@ -44,10 +46,9 @@ def failure_reason(exc: BaseException) -> str:
     A stop request is not an error of the trial: its reason is just "worker stopped".
     """
     if isinstance(exc, (TrialFailedError, TrainingStoppedError)):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return (text.splitlines() or [type(exc).__name__])[0][:500]
+        return first_line(exc)[:500]
+    name, text = type(exc).__name__, first_line(exc)
+    return (text if text == name else f"{name}: {text}")[:500]
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,7 @@ class Objective:
     of accuracy or F1 report validation accuracy after every epoch so Optuna's pruners can
     stop the trial.
 
-    Stored per trial as user attributes: ``arch`` (one-line summary), ``layout`` and
-    ``optimizer_settings`` (dicts that rebuild the trial), ``params``, ``flops``,
-    ``device``, ``epochs_run``, ``train_seconds``, ``val_accuracy`` (per epoch) and, when
-    it fails, ``fail_reason``.
+    Stores per trial the user attributes listed in :mod:`nas_objectives.record`.
 
     Example:
         >>> import optuna
@@ -118,7 +116,7 @@ class Objective:
             raise
         except Exception as exc:
             reason = failure_reason(exc)
-            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr(record.FAIL_REASON, reason)
             if not isinstance(exc, torch.OutOfMemoryError):
                 raise
         # Out of memory: leaving the except block dropped the traceback, and with it the
@@ -142,15 +140,15 @@ class Objective:
         }
         if "latency_ms" in cfg.objectives or "latency_ms" in cfg.constraints:
             costs["latency_ms"] = measure_latency_ms(model, data.input_shape)
-        trial.set_user_attr("arch", f"{layout.summary()} | {settings.summary()}")
-        trial.set_user_attr("layout", layout.to_dict())
-        trial.set_user_attr("optimizer_settings", settings.to_dict())
-        trial.set_user_attr("params", int(costs["params"]))
-        trial.set_user_attr("flops", int(costs["flops"]))
+        trial.set_user_attr(record.ARCH, f"{layout.summary()} | {settings.summary()}")
+        trial.set_user_attr(record.LAYOUT, layout.to_dict())
+        trial.set_user_attr(record.OPTIMIZER_SETTINGS, settings.to_dict())
+        trial.set_user_attr(record.PARAMS, int(costs["params"]))
+        trial.set_user_attr(record.FLOPS, int(costs["flops"]))
         if "latency_ms" in costs:
-            trial.set_user_attr("latency_ms", costs["latency_ms"])
-        trial.set_user_attr("device", str(data.device))
-        trial.set_user_attr("seed", seed)  # what `nas-study export` retrains with
+            trial.set_user_attr(record.LATENCY_MS, costs["latency_ms"])
+        trial.set_user_attr(record.DEVICE, str(data.device))
+        trial.set_user_attr(record.SEED, seed)  # what `nas-study export` retrains with
         for name, limit in cfg.constraints.items():
             trial.set_constraint(f"max_{name}", costs[name] - limit)
 
@@ -163,9 +161,9 @@ class Objective:
         epoch_pruner = None if report else self.epoch_pruner
 
         def prune(epoch: int, reason: str) -> NoReturn:
-            trial.set_user_attr("epochs_run", epoch)
-            trial.set_user_attr("pruned_at_epoch", epoch)
-            trial.set_user_attr("pruned_by", reason)
+            trial.set_user_attr(record.EPOCHS_RUN, epoch)
+            trial.set_user_attr(record.PRUNED_AT_EPOCH, epoch)
+            trial.set_user_attr(record.PRUNED_BY, reason)
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {reason}")
 
         def on_epoch(ep: EpochResult) -> None:
@@ -173,14 +171,14 @@ class Objective:
             if report:
                 trial.report(ep.val_accuracy, ep.epoch)
                 if trial.should_prune():
-                    trial.set_user_attr("val_accuracy", curve)
+                    trial.set_user_attr(record.VAL_ACCURACY, curve)
                     pruner = getattr(getattr(trial, "study", None), "pruner", None)
                     prune(ep.epoch, type(pruner).__name__)
             elif epoch_pruner is not None:
                 # Optuna refuses trial.report in multi-objective studies (and its TPE cannot
                 # rank pruned multi-objective trials that carry intermediate values), so the
                 # curve is shared through a user attribute, written every epoch.
-                trial.set_user_attr("val_accuracy", list(curve))
+                trial.set_user_attr(record.VAL_ACCURACY, list(curve))
                 now = {**costs, "accuracy": ep.val_accuracy, "f1": ep.val_accuracy}
                 values = tuple(float(now[name]) for name in cfg.objectives)
                 reason = epoch_pruner(trial, ep.epoch, values)
@@ -191,9 +189,9 @@ class Objective:
             model, settings, data, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch, stop=self.stop
         )
         if epoch_pruner is None:  # else the last epoch already stored the whole curve
-            trial.set_user_attr("val_accuracy", curve)
-        trial.set_user_attr("epochs_run", result.epochs_run)
-        trial.set_user_attr("train_seconds", round(result.train_seconds, 4))
+            trial.set_user_attr(record.VAL_ACCURACY, curve)
+        trial.set_user_attr(record.EPOCHS_RUN, result.epochs_run)
+        trial.set_user_attr(record.TRAIN_SECONDS, round(result.train_seconds, 4))
 
         metrics = dict(costs)
         metrics["accuracy"] = result.history[-1].val_accuracy

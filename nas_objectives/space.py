@@ -30,7 +30,15 @@ FAMILIES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "leaky_relu", "elu")
 NORMS = ("none", "batch", "layer")
 POOLINGS = ("max", "avg", "none")
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+#: Each optimizer and the hyperparameters it takes (``[optimizers.NAME]`` fields of a study
+#: file, sampled as ``{NAME}_{field}``): the one statement of which takes which.
+OPTIMIZER_HYPERPARAMETERS: Mapping[str, tuple[str, ...]] = {
+    "adam": ("lr", "weight_decay", "beta1", "beta2"),
+    "adamw": ("lr", "weight_decay", "beta1", "beta2"),
+    "rmsprop": ("lr", "weight_decay", "momentum"),
+    "sgd": ("lr", "weight_decay", "momentum", "nesterov"),
+}
+OPTIMIZERS = tuple(OPTIMIZER_HYPERPARAMETERS)
 SCHEDULES = ("constant", "cosine", "onecycle")
 
 
@@ -98,7 +106,7 @@ class ModelSpace:
 
     family: str = "mlp"
     depth: IntRange | Choice = IntRange(1, 3)
-    width: IntRange | Choice = IntRange(16, 256, log=True)
+    width: IntRange | Choice = IntRange(8, 128, log=True)
     activation: Choice = Choice(("relu",))
     norm: Choice = Choice(("none",))
     dropout: FloatRange | Choice = FloatRange(0.0, 0.0)
@@ -211,7 +219,7 @@ class OptimizerSettings:
         parts = [self.name, f"lr={_short(self.lr)}"]
         if self.weight_decay > 0:
             parts.append(f"wd={_short(self.weight_decay)}")
-        if self.name in ("sgd", "rmsprop") and self.momentum > 0:
+        if "momentum" in OPTIMIZER_HYPERPARAMETERS[self.name] and self.momentum > 0:
             parts.append(f"mom={self.momentum:.3g}" + (" nesterov" if self.nesterov else ""))
         parts += [f"bs={self.batch_size}", self.schedule]
         if self.label_smoothing > 0:
@@ -287,14 +295,15 @@ def suggest(
     o = space.optimizers[name]
     lr = o.lr.sample(trial, f"{name}_lr")
     weight_decay = o.weight_decay.sample(trial, f"{name}_weight_decay")
+    takes = OPTIMIZER_HYPERPARAMETERS[name]
     betas = (0.9, 0.999)
     momentum, nesterov = 0.0, False
-    if name in ("adam", "adamw"):
+    if "beta1" in takes:
         betas = (o.beta1.sample(trial, f"{name}_beta1"), o.beta2.sample(trial, f"{name}_beta2"))
-    else:
+    if "momentum" in takes:
         momentum = o.momentum.sample(trial, f"{name}_momentum")
-        if name == "sgd" and momentum > 0:
-            nesterov = bool(o.nesterov.sample(trial, "sgd_nesterov"))
+    if "nesterov" in takes and momentum > 0:
+        nesterov = bool(o.nesterov.sample(trial, f"{name}_nesterov"))
     t = space.training
     settings = OptimizerSettings(
         name=name,
