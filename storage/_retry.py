@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from storage._errors import first_line
 from storage._heartbeat import HeartbeatSettings
 from storage._url import redact_text, redact_url
+from storage.optuna_compat import RDB_PRIVATE_CALLS
 
 _logger = logging.getLogger(__name__)
 
@@ -207,22 +208,14 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
 
 def _storage_methods() -> list[str]:
     # Every public method of the storage (so one Optuna adds later is covered too), plus the
-    # private ones that Optuna's _CachedStorage, which every Study puts in front of an
-    # RDBStorage, calls instead of the public ones (and the heartbeat query).
+    # private ones that Optuna's _CachedStorage calls instead (see optuna_compat).
     names = {
         name
         for cls in optuna.storages.RDBStorage.__mro__
         for name, value in vars(cls).items()
         if inspect.isfunction(value) and not name.startswith("_")
     }
-    cached_storage_calls = [
-        "_create_new_trial",
-        "_get_best_trial_id",
-        "_get_stale_trial_ids",
-        "_get_trials",
-        "_set_trial_param",
-    ]
-    return [*sorted(names - _NOT_RETRIED), *cached_storage_calls]
+    return [*sorted(names - _NOT_RETRIED), *RDB_PRIVATE_CALLS]
 
 
 for _name in _storage_methods():
