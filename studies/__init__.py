@@ -1,56 +1,68 @@
-"""What a study is and how it runs: study files, the catalog, samplers and pruners, the
-worker loop, results and the ``nas-study`` CLI."""
+"""What a study is and how it runs, one sub-package per job:
+
+* :mod:`studies.spec`: the study file (schema, parser) and the shipped catalog;
+* :mod:`studies.samplers` and :mod:`studies.pruners`: how to choose and when to stop;
+* :mod:`studies.run`: open or join a study, the worker loop, the local launcher;
+* :mod:`studies.results`: tables, reports, the dashboard, the replay for export;
+* :mod:`studies.cli`: the ``nas-study`` command line;
+* :mod:`studies.pareto`: the Pareto maths they share; :mod:`studies.errors`.
+
+This module re-exports the names callers use, so ``from studies import run_study`` works.
+"""
 
 from __future__ import annotations
 
-from studies._catalog import DEFAULT_STUDY, catalog, catalog_dir, resolve_spec
-from studies._components import build_pruner, build_sampler
-from studies._dashboard import (
-    DashboardServer,
-    dashboard_app,
-    make_dashboard_server,
-    serve_dashboard,
-)
-from studies._evolution import RegularizedEvolutionSampler
-from studies._launch import launch_workers, stop_on_signals
-from studies._mo_pruners import (
+from studies._signals import stop_on_signals
+from studies.errors import BudgetReachedError, StudyRunError, StudySpecError
+from studies.pruners import (
     MO_PRUNERS,
+    PRUNERS,
     BaseMultiObjectivePruner,
     DominancePruner,
     ParetoRankPruner,
     build_mo_pruner,
+    build_pruner,
 )
-from studies._reinforce import ReinforceSampler
-from studies._report import (
+from studies.results import (
+    DashboardServer,
     ReportSection,
+    best_trials,
     build_report,
+    dashboard_app,
+    format_rows,
     hypervolume_history,
     hypervolume_space,
+    make_dashboard_server,
+    metric_names,
+    serve_dashboard,
+    summary_rows,
+    trial_rows,
     write_report,
 )
-from studies._results import best_trials, format_rows, metric_names, summary_rows, trial_rows
-from studies._runner import (
+from studies.run import (
     BUDGET_STATES,
     WORKER_STOPPED,
-    BudgetReachedError,
+    RunOptions,
     RunReport,
-    StudyRunError,
     count_budget,
+    launch_workers,
     open_study,
     resolve_device,
     run_study,
     run_trials,
 )
-from studies._spec import (
-    PRUNERS,
-    SAMPLERS,
+from studies.samplers import SAMPLERS, RegularizedEvolutionSampler, ReinforceSampler, build_sampler
+from studies.spec import (
+    DEFAULT_STUDY,
     ComponentSpec,
     DatasetSpec,
     HeartbeatSpec,
     StudySpec,
-    StudySpecError,
+    catalog,
+    catalog_dir,
     load_spec,
     parse_spec,
+    resolve_spec,
     spec_from_data,
 )
 
@@ -72,6 +84,7 @@ __all__ = [
     "RegularizedEvolutionSampler",
     "ReinforceSampler",
     "ReportSection",
+    "RunOptions",
     "RunReport",
     "StudyRunError",
     "StudySpec",

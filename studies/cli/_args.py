@@ -9,9 +9,8 @@ from collections.abc import Callable
 import optuna
 
 from storage import redact_url
-from studies._catalog import resolve_spec
-from studies._runner import StudyRunError
-from studies._spec import StudySpecError
+from studies.errors import StudyRunError, StudySpecError
+from studies.spec import resolve_spec
 
 
 class Parser(argparse.ArgumentParser):

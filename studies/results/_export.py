@@ -8,8 +8,6 @@ evaluation live in :mod:`nas_objectives.export`.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 from typing import Any
@@ -23,175 +21,17 @@ from nas_objectives import (
     Layout,
     OptimizerSettings,
     TensorData,
-    TrainingError,
-    check_export_dir,
-    check_export_formats,
-    count_params,
-    evaluate_export,
-    load_dataset,
-    retrain,
-    save_export,
+    record,
     suggest,
 )
-from storage import open_storage, redact_url
-from studies._cli_args import Parser, load_named_study, positive_int, storage_arg
-from studies._results import best_trials, format_rows, metric_names
-from studies._runner import SPEC_ATTR, resolve_device
-from studies._spec import StudySpec, spec_from_data
+from nas_objectives.record import STUDY_SPEC
+from studies.results._tables import best_trials, metric_names
+from studies.spec import StudySpec, spec_from_data
 
 _logger = logging.getLogger(__name__)
-#: ``--trial best``.
+
+#: ``--trial best``: the most accurate Pareto-optimal trial.
 BEST = "best"
-
-
-def _trial_arg(text: str) -> int | str:
-    if text == BEST:
-        return BEST
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a trial number or 'best', got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"trial numbers start at 0, got {value}")
-    return value
-
-
-def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
-    p = sub.add_parser("export", help="retrain a trial's model and write it to a directory")
-    p.add_argument("study", help="study name in the storage, or a catalog name or study file")
-    p.add_argument(
-        "--trial",
-        type=_trial_arg,
-        required=True,
-        metavar="N|best",
-        help="trial number, or 'best': the most accurate Pareto-optimal trial",
-    )
-    p.add_argument("--out", required=True, metavar="DIR", help="directory to write")
-    storage_arg(p)
-    p.add_argument(
-        "--max-params",
-        type=positive_int,
-        metavar="P",
-        help="with --trial best: only trials with at most P parameters",
-    )
-    p.add_argument(
-        "--epochs", type=positive_int, metavar="E", help="default: the epochs the trial ran"
-    )
-    p.add_argument(
-        "--seed", type=int, metavar="S", help="study seed (default: the study file's); +trial"
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--data-dir", metavar="DIR", help="where torchvision datasets are read")
-    p.add_argument("--force", action="store_true", help="overwrite an export in a non-empty DIR")
-    p.add_argument("--torchscript", action="store_true", help="also write model.torchscript.pt")
-    p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs onnx)")
-
-    e = sub.add_parser("evaluate", help="report an exported model's test accuracy")
-    e.add_argument("dir", help="an export directory")
-    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    e.add_argument("--data-dir", metavar="DIR", help="where torchvision datasets are read")
-    e.add_argument("--format", choices=("table", "json"), default="table")
-
-
-def command_export(args: argparse.Namespace, url: str) -> int:
-    # Everything that can be refused is refused before the study is read or anything trains.
-    check_export_formats(torchscript=args.torchscript, onnx=args.onnx)
-    out = check_export_dir(args.out, force=args.force)
-    if args.max_params is not None and args.trial != BEST:
-        raise ExportError("--max-params only applies with --trial best")
-    device = resolve_device(args.device)
-    study = load_named_study(open_storage(url, heartbeat=None, create=False), args.study, url)
-    spec = stored_spec(study)
-    trial = select_trial(study, args.trial, max_params=args.max_params)
-    data = load_dataset(
-        spec.dataset.name,
-        device=device,
-        data_dir=args.data_dir or spec.dataset.data_dir,
-        val_fraction=spec.dataset.val_fraction,
-    )
-    layout, settings = replay_trial(spec, trial, data)
-    # The trial stores the seed it trained with (a `run --seed` included); older trials
-    # and an explicit --seed fall back to study seed + trial number, as the objective does.
-    stored = trial.user_attrs.get("seed")
-    if args.seed is not None or not isinstance(stored, int):
-        seed = (spec.seed if args.seed is None else args.seed) + trial.number
-    else:
-        seed = stored
-    epochs = args.epochs or trial.user_attrs.get("epochs_run") or spec.objective.epochs
-    n_samples = len(data.y_train) + len(data.y_val)
-    _logger.info(
-        "retraining trial %d of %r for %d epoch(s) on train+validation (%d samples, %s)",
-        trial.number,
-        study.study_name,
-        epochs,
-        n_samples,
-        device,
-    )
-    try:
-        model, result = retrain(layout, settings, data, epochs=epochs, seed=seed)
-    except TrainingError as exc:  # a NaN loss, say: the trial's settings, not a bug here
-        raise ExportError(f"trial {trial.number}: retraining failed: {exc}") from None
-    n_params = count_params(model)
-    stored_params = trial.user_attrs.get("params")
-    if stored_params is not None and stored_params != n_params:
-        raise ExportError(
-            f"trial {trial.number}: the rebuilt model has {n_params} parameters, the trial "
-            f"stored {stored_params}"
-        )
-    names = metric_names(study)
-    values = dict(zip(names, trial.values or [], strict=False))
-    save_export(
-        out,
-        model,
-        layout,
-        dataset=spec.dataset.name,
-        val_fraction=spec.dataset.val_fraction,
-        normalization={"mean": list(data.mean), "std": list(data.std)},
-        training={
-            "seed": seed,
-            "epochs": epochs,
-            "split": "train+validation",
-            "n_samples": n_samples,
-            "device": str(device),
-            "optimizer_settings": settings.to_dict(),
-            "train_seconds": round(result.train_seconds, 4),
-        },
-        provenance={
-            "study": study.study_name,
-            "trial": trial.number,
-            "values": values,
-            "arch": trial.user_attrs.get("arch", ""),
-            "params": stored_params,
-            "study_seed": seed - trial.number,
-            "storage": redact_url(url),
-        },
-        metrics={
-            "trial_values": values,
-            "train_loss": [ep.train_loss for ep in result.history],
-            "train_seconds": round(result.train_seconds, 4),
-        },
-        force=args.force,
-        torchscript=args.torchscript,
-        onnx=args.onnx,
-    )
-    print(
-        f"exported trial {trial.number} of {study.study_name!r} to {out}: "
-        f"{layout.summary()} | {settings.summary()}; {n_params} params, {epochs} epoch(s) "
-        f"on train+validation, seed {seed}"
-    )
-    return 0
-
-
-def command_evaluate(args: argparse.Namespace, url: str) -> int:
-    result = evaluate_export(args.dir, device=resolve_device(args.device), data_dir=args.data_dir)
-    row = result.to_dict()
-    if args.format == "json":
-        print(json.dumps(row, indent=2))
-    else:
-        print(format_rows([row]))
-    return 0
 
 
 def stored_spec(study: optuna.Study) -> StudySpec:
@@ -201,11 +41,11 @@ def stored_spec(study: optuna.Study) -> StudySpec:
         ExportError: the study carries no study file (nas-study did not create it).
         StudySpecError: the stored file is no longer valid.
     """
-    source = study.user_attrs.get(SPEC_ATTR)
+    source = study.user_attrs.get(STUDY_SPEC)
     if not isinstance(source, dict):
         raise ExportError(
             f"study {study.study_name!r} has no stored study file (user attribute "
-            f"{SPEC_ATTR}): nas-study did not create it, so its trials cannot be rebuilt"
+            f"{STUDY_SPEC}): nas-study did not create it, so its trials cannot be rebuilt"
         )
     return spec_from_data(source, f"study {study.study_name!r} (stored study file)")
 
@@ -273,7 +113,7 @@ def select_trial(
 
 
 def _params(trial: FrozenTrial) -> float:
-    value = trial.user_attrs.get("params")
+    value = trial.user_attrs.get(record.PARAMS)
     return float(value) if isinstance(value, (int, float)) else math.inf
 
 
@@ -307,11 +147,11 @@ def replay_trial(
             f"{where}: the study's search space gives other ranges for {', '.join(changed)} "
             f"than the trial was sampled from"
         )
-    _cross_check(where, "layout", trial.user_attrs.get("layout"), layout, Layout.from_dict)
+    _cross_check(where, "layout", trial.user_attrs.get(record.LAYOUT), layout, Layout.from_dict)
     _cross_check(
         where,
         "optimizer_settings",
-        trial.user_attrs.get("optimizer_settings"),
+        trial.user_attrs.get(record.OPTIMIZER_SETTINGS),
         settings,
         OptimizerSettings.from_dict,
     )

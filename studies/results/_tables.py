@@ -13,6 +13,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from nas_objectives import record
+
 FORMATS = ("table", "json", "csv")
 
 
@@ -45,8 +47,8 @@ def trial_rows(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[dict[
         row: dict[str, Any] = {"trial": t.number}
         for name, value in zip(names, t.values or [], strict=False):
             row[name] = int(value) if name in ("params", "flops") else value
-        row["epochs"] = t.user_attrs.get("epochs_run")
-        row["arch"] = t.user_attrs.get("arch", "")
+        row["epochs"] = t.user_attrs.get(record.EPOCHS_RUN)
+        row["arch"] = t.user_attrs.get(record.ARCH, "")
         rows.append(row)
     return rows
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from types import FrameType
+from collections.abc import Sequence
 
 import optuna
 from tqdm.auto import tqdm
 
 from storage import STORAGE_ENV_VAR
-from studies._runner import count_budget
+from studies._signals import on_stop_signals
+from studies.run._open import count_budget
 
 _logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def launch_workers(
     signals_seen = 0
     stopping = threading.Event()
 
-    def forward(signum: int, frame: FrameType | None) -> None:
+    def forward(signum: int) -> None:
         nonlocal signals_seen
         signals_seen += 1
         stopping.set()
@@ -68,10 +67,9 @@ def launch_workers(
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL if signals_seen > 1 else signal.SIGTERM)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     bar = tqdm(total=budget, initial=count_budget(study), unit="trial") if progress else None
     last_done = -1
-    try:
+    with on_stop_signals(forward):
         while any(p.poll() is None for p in procs):
             done = count_budget(study)
             alive = sum(p.poll() is None for p in procs)
@@ -85,39 +83,12 @@ def launch_workers(
             last_done = done
             stopping.wait(poll_interval)  # woken early by a signal
             stopping.clear()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if bar is not None:
-            bar.n = count_budget(study)
-            bar.close()
+    if bar is not None:
+        bar.n = count_budget(study)
+        bar.close()
     codes = [p.wait() for p in procs]
     failed = [(p.pid, c) for p, c in zip(procs, codes, strict=True) if c != 0]
     for pid, code in failed:
         _logger.error("worker pid %d exited with status %d", pid, code)
     _logger.info("%d/%d trials complete or pruned", count_budget(study), budget)
     return 1 if failed else 0
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """Within the block, a first SIGINT/SIGTERM sets the yielded event (finish cleanly) and
-    a second exits the process at once. The previous handlers come back afterwards."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)
-        stop.set()
-        print(
-            "nas-study: stopping: the running trial ends as 'worker stopped' and is re-queued "
-            "(signal again to exit at once)",
-            file=sys.stderr,
-        )
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)

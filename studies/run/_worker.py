@@ -5,115 +5,31 @@ from __future__ import annotations
 import bisect
 import copy
 import dataclasses
-import json
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
-import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
-from nas_objectives import Objective, failure_reason, load_dataset
-from studies._components import build_epoch_pruner, build_pruner, build_sampler
-from studies._spec import StudySpec
+from nas_objectives import Objective, failure_reason, load_dataset, record
+from storage.optuna_compat import is_heartbeat_enabled, study_storage, trial_id
+from studies.errors import BudgetReachedError
+from studies.pruners import build_epoch_pruner
+from studies.run._open import BUDGET_STATES, count_budget, open_study, resolve_device
+from studies.run._options import RunOptions
+from studies.run._progress import progress_bar, show_progress
+from studies.spec import StudySpec
 
 _logger = logging.getLogger(__name__)
-
-#: Trials counted against a study's budget, whoever ran them.
-BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-#: User attribute on the study holding the study file it was created from.
-SPEC_ATTR = "nas_study_spec"
-
-
-class StudyRunError(RuntimeError):
-    """A study cannot be created, joined or run as asked."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Raises:
-        StudyRunError: an unknown name, or CUDA asked for where there is none.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise StudyRunError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise StudyRunError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise StudyRunError(f"--device {name!r}: CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise StudyRunError(
-                f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
-            )
-    return device
-
-
-def show_progress() -> bool:
-    """Progress bars only on a terminal, and never under ``CI=true``."""
-    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-    return sys.stderr.isatty() and not ci
-
-
-def open_study(
-    spec: StudySpec,
-    storage: optuna.storages.BaseStorage,
-    *,
-    study_name: str | None = None,
-    seed: int | None = None,
-) -> optuna.Study:
-    """Create the study, or join it if it exists with the same objectives.
-
-    Raises:
-        StudyRunError: a study of that name exists with other objectives.
-    """
-    name = study_name or spec.name
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        directions=spec.directions,
-        sampler=build_sampler(spec, seed),
-        pruner=build_pruner(spec),
-        load_if_exists=True,
-    )
-    existing = study.metric_names
-    wanted = list(spec.objectives)
-    if existing is not None and existing != wanted:
-        raise StudyRunError(
-            f"study {name!r} already exists with objectives {existing}, but {spec.path} asks "
-            f"for {wanted}; pick another --study-name"
-        )
-    if [d.name.lower() for d in study.directions] != spec.directions:
-        raise StudyRunError(
-            f"study {name!r} already exists with directions "
-            f"{[d.name.lower() for d in study.directions]}, but {spec.path} asks for "
-            f"{spec.directions}; pick another --study-name"
-        )
-    if existing is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(wanted)
-        study.set_user_attr(SPEC_ATTR, json.loads(json.dumps(dict(spec.source), default=str)))
-    return study
-
-
-def count_budget(study: optuna.Study) -> int:
-    """Trials that count against the budget: COMPLETE + PRUNED, across all workers."""
-    return len(study.get_trials(deepcopy=False, states=BUDGET_STATES))
 
 
 class _FailureGuard:
@@ -157,10 +73,6 @@ class RunReport:
     stopped: bool = False
 
 
-class BudgetReachedError(RuntimeError):
-    """This trial started after the study's budget was already taken by other trials."""
-
-
 class _BudgetedObjective:
     """Runs the objective only if the trial fits in the study's global budget.
 
@@ -189,12 +101,12 @@ class _BudgetedObjective:
     def __call__(self, trial: optuna.trial.Trial) -> float | Sequence[float]:
         # The loop learns how the trial ended from here, not from an Optuna callback, which
         # would cost a re-read of the trial from the storage after every trial.
-        self.trial_id = trial._trial_id
+        self.trial_id = trial_id(trial)
         self.outcome = (TrialState.FAIL, "unknown reason")
-        trial.set_user_attr("worker", self.worker)
+        trial.set_user_attr(record.WORKER, self.worker)
         failed_below = bisect.bisect_left(self.known_failed, trial.number)
         if trial.number - failed_below >= self.budget and self._rank(trial) >= self.budget:
-            trial.set_user_attr("fail_reason", BUDGET_REACHED)
+            trial.set_user_attr(record.FAIL_REASON, BUDGET_REACHED)
             self.outcome = (TrialState.FAIL, BUDGET_REACHED)
             raise BudgetReachedError(f"budget of {self.budget} trials already taken")
         try:
@@ -224,27 +136,20 @@ WORKER_STOPPED = "worker stopped"
 def run_study(
     spec: StudySpec,
     storage: optuna.storages.BaseStorage,
+    options: RunOptions | None = None,
     *,
-    n_trials: int | None = None,
-    max_trials: int | None = None,
-    timeout: float | None = None,
-    study_name: str | None = None,
-    device: str = "auto",
-    data_dir: str | None = None,
-    seed: int | None = None,
-    worker_index: int = 0,
-    epochs: int | None = None,
     progress: bool | None = None,
     max_failures_in_a_row: int = 5,
     stop: threading.Event | None = None,
     poll_interval: float = 2.0,
     on_start: Callable[[optuna.Study], None] | None = None,
+    **overrides: Any,
 ) -> RunReport:
     """Create or join the study and run trials until one of these happens.
 
-    * The study's **global** budget is met: ``n_trials`` (default: the study file's)
-      trials COMPLETE or PRUNED, whoever ran them. A study already at its budget runs
-      nothing.
+    * The study's **global** budget is met: ``options.n_trials`` (default: the study
+      file's) trials COMPLETE or PRUNED, whoever ran them. A study already at its budget
+      runs nothing.
     * This worker's own limit: ``max_trials`` trials run here, or ``timeout`` seconds.
     * ``stop`` is set (the CLI sets it on SIGINT/SIGTERM): the running trial ends at the
       next training step as FAIL with reason "worker stopped", and a copy is re-queued.
@@ -254,36 +159,42 @@ def run_study(
     worker waits (polling every ``poll_interval`` seconds) for them to finish, or for
     heartbeats to declare them dead and re-queue them, rather than exit early.
 
-    The sampler is seeded with the study seed plus ``worker_index``, so a rerun with the
-    same seeds and workers samples the same way; trial ``n`` trains with seed + ``n``.
-    ``on_start`` is called once the data is loaded and the study opened.
+    ``options`` (a :class:`RunOptions`) carries what ``run``, ``worker`` and ``launch``
+    share; keyword ``overrides`` replace its fields, so ``run_study(spec, storage,
+    seed=1, n_trials=10)`` works too. The sampler is seeded with the study seed plus
+    ``worker_index``, so a rerun with the same seeds and workers samples the same way;
+    trial ``n`` trains with seed + ``n``. ``on_start`` is called once the data is loaded
+    and the study opened.
 
     Raises:
         StudyRunError, nas_objectives.DatasetError: setup problems, before any trial runs.
     """
-    dev = resolve_device(device)
+    opts = dataclasses.replace(options or RunOptions(), **overrides)
+    dev = resolve_device(opts.device)
     objective_cfg = spec.objective
-    if seed is not None:
-        objective_cfg = dataclasses.replace(objective_cfg, seed=seed)
-    if epochs is not None:
-        objective_cfg = dataclasses.replace(objective_cfg, epochs=epochs)
+    if opts.seed is not None:
+        objective_cfg = dataclasses.replace(objective_cfg, seed=opts.seed)
+    if opts.epochs is not None:
+        objective_cfg = dataclasses.replace(objective_cfg, epochs=opts.epochs)
     # Load data before touching the study, so a missing dataset costs no trial.
     data = load_dataset(
         spec.dataset.name,
         device=dev,
-        data_dir=data_dir or spec.dataset.data_dir,
+        data_dir=opts.data_dir or spec.dataset.data_dir,
         val_fraction=spec.dataset.val_fraction,
     )
-    study = open_study(spec, storage, study_name=study_name, seed=objective_cfg.seed + worker_index)
+    study = open_study(
+        spec, storage, study_name=opts.study_name, seed=objective_cfg.seed + opts.worker_index
+    )
     if on_start is not None:
         on_start(study)
     stop = stop or threading.Event()
     return run_trials(
         study,
         Objective(objective_cfg, data, stop=stop, epoch_pruner=build_epoch_pruner(spec)),
-        budget=n_trials if n_trials is not None else spec.n_trials,
-        max_trials=max_trials,
-        timeout=timeout if timeout is not None else spec.timeout,
+        budget=opts.n_trials if opts.n_trials is not None else spec.n_trials,
+        max_trials=opts.max_trials,
+        timeout=opts.timeout if opts.timeout is not None else spec.timeout,
         stop=stop,
         progress=progress,
         max_failures_in_a_row=max_failures_in_a_row,
@@ -311,7 +222,7 @@ def run_trials(
     stop = stop or threading.Event()
     budgeted = _BudgetedObjective(objective, budget)
     guard = _FailureGuard(max_failures_in_a_row)
-    heartbeat = is_heartbeat_enabled(study._storage)
+    heartbeat = is_heartbeat_enabled(study_storage(study))
     deadline = None if timeout is None else time.monotonic() + timeout
     bar = _progress_bar(budget, study, progress)
     try:
@@ -348,7 +259,7 @@ def run_trials(
                 budgeted.outcome = (TrialState.FAIL, "sampler error")
             guard.record(*budgeted.outcome)
             if budgeted.outcome[1] == WORKER_STOPPED and budgeted.trial_id is not None:
-                _requeue(study, study._storage.get_trial(budgeted.trial_id))
+                _requeue(study, study_storage(study).get_trial(budgeted.trial_id))
     finally:
         if bar is not None:
             bar.n = count_budget(study)
@@ -376,4 +287,4 @@ def _requeue(study: optuna.Study, trial: FrozenTrial) -> None:
 def _progress_bar(total: int, study: optuna.Study, progress: bool | None) -> tqdm | None:
     if not (show_progress() if progress is None else progress):
         return None
-    return tqdm(total=total, initial=count_budget(study), unit="trial", dynamic_ncols=True)
+    return progress_bar(total, count_budget(study))

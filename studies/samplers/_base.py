@@ -28,6 +28,14 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from storage.optuna_compat import (
+    cached_trials,
+    contains_internal,
+    study_id,
+    study_storage,
+    trial_id,
+)
+
 #: Trials a sampler learns from: failed trials are treated as deleted, as Optuna's do.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -60,26 +68,14 @@ def trial_rng(seed: int, number: int, key: str) -> np.random.Generator:
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The study's COMPLETE and PRUNED trials, by trial number (one storage read per trial)."""
-    trials = study._get_trials(deepcopy=False, states=FINISHED, use_cache=True)
+    trials = cached_trials(study, states=FINISHED)
     return sorted(trials, key=lambda t: t.number)
-
-
-def violation(trial: FrozenTrial) -> float:
-    """Total amount by which the trial breaks its constraints; 0 for a feasible trial."""
-    return float(sum(v for v in trial.constraints.values() if v > 0))
-
-
-def minimized(values: Sequence[float], directions: Sequence[optuna.study.StudyDirection]) -> Any:
-    """``values`` turned so that every objective is minimized; infinities become huge finites."""
-    signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in directions]
-    arr = np.asarray(values, dtype=float) * np.asarray(signs)
-    return np.nan_to_num(arr, nan=np.inf, posinf=1e300, neginf=-1e300)
 
 
 def contains(dist: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` (external representation) is a valid value of ``dist``."""
     try:
-        return bool(dist._contains(dist.to_internal_repr(value)))
+        return contains_internal(dist, dist.to_internal_repr(value))
     except (ValueError, TypeError):
         return False
 
@@ -204,12 +200,12 @@ class TrialCache(Generic[_T]):
 
     @staticmethod
     def _key(study: optuna.Study, trial: FrozenTrial) -> tuple[int, int]:
-        return id(study._storage), trial._trial_id
+        return id(study_storage(study)), trial_id(trial)
 
     def has(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         item = self._items.get(self._key(study, trial))
         # The id of a storage that is gone may be reused by a new one.
-        return item is not None and item[0]() is study._storage
+        return item is not None and item[0]() is study_storage(study)
 
     def get(self, study: optuna.Study, trial: FrozenTrial) -> _T | None:
         return self._items[self._key(study, trial)][1] if self.has(study, trial) else None
@@ -217,7 +213,7 @@ class TrialCache(Generic[_T]):
     def put(self, study: optuna.Study, trial: FrozenTrial, value: _T) -> None:
         if len(self._items) >= self._size:
             self._items.pop(next(iter(self._items)))
-        self._items[self._key(study, trial)] = (weakref.ref(study._storage), value)
+        self._items[self._key(study, trial)] = (weakref.ref(study_storage(study)), value)
 
     def pop(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._items.pop(self._key(study, trial), None)
@@ -229,8 +225,9 @@ def per_storage(
     make: Callable[[], _T],
 ) -> _T:
     """``table``'s entry for ``study`` (by storage and study id), made on first use."""
-    key = (id(study._storage), study._study_id)
+    storage = study_storage(study)
+    key = (id(storage), study_id(study))
     item = table.get(key)
-    if item is None or item[0]() is not study._storage:
-        item = table[key] = (weakref.ref(study._storage), make())
+    if item is None or item[0]() is not storage:
+        item = table[key] = (weakref.ref(storage), make())
     return item[1]

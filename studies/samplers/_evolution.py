@@ -25,21 +25,20 @@ from optuna.distributions import (
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from studies._mo_pruners import crowding_distances, pareto_ranks
-from studies._sampler_history import (
+from storage.optuna_compat import study_storage, trial_id
+from studies.pareto import crowding_distances, minimized, pareto_ranks, violation
+from studies.samplers._base import (
     IndependentSampler,
     base_seed,
     contains,
     finished_trials,
     from_unit,
     grid_value,
-    minimized,
     require_int,
     require_number,
     sample_uniform,
     to_unit,
     trial_rng,
-    violation,
 )
 
 #: System attributes written on each child trial, for lineage in reports.
@@ -134,8 +133,8 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
         super().before_trial(study, trial)
         plan = self._trial_state(study, trial)
         if plan is not None:
-            study._storage.set_trial_system_attr(trial._trial_id, PARENT_ATTR, plan.parent)
-            study._storage.set_trial_system_attr(trial._trial_id, MUTATION_ATTR, plan.mutate)
+            study_storage(study).set_trial_system_attr(trial_id(trial), PARENT_ATTR, plan.parent)
+            study_storage(study).set_trial_system_attr(trial_id(trial), MUTATION_ATTR, plan.mutate)
 
     def sample_independent(
         self,

@@ -26,19 +26,19 @@ from optuna.distributions import (
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from studies._sampler_history import (
+from storage.optuna_compat import contains_internal
+from studies.pareto import minimized, share_not_dominating, violation
+from studies.samplers._base import (
     IndependentSampler,
     base_seed,
     finished_trials,
     from_unit,
     grid_value,
-    minimized,
     per_storage,
     require_int,
     require_number,
     to_unit,
     trial_rng,
-    violation,
 )
 
 # Ranges with more grid points than this are binned like continuous ones.
@@ -94,7 +94,7 @@ class _Actions:
         dist = self.dist
         try:
             internal = dist.to_internal_repr(value)
-            if not dist._contains(internal):
+            if not contains_internal(dist, internal):
                 return None
         except (ValueError, TypeError):
             return None
@@ -352,7 +352,9 @@ class ReinforceSampler(IndependentSampler[_Policy]):
         if len(directions) == 1:
             reward = -float(point[0])
         else:
-            reward = _share_not_dominating(point, history.points[: state.n_points])
+            reward = share_not_dominating(
+                point, history.points[: state.n_points], ["minimize"] * len(point)
+            )
             if state.n_points == len(history.points):
                 history.points = np.concatenate([history.points, np.empty_like(history.points)])
             history.points[state.n_points] = point
@@ -366,23 +368,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def mo_reward(values: Sequence[float], earlier: Any, directions: Sequence[str]) -> float:
-    """The multi-objective reward: ``1 - d/k`` for ``k`` earlier points, ``d`` dominating.
-
-    Example:
-        >>> mo_reward([0.8, 200], [[0.9, 100], [0.7, 300]], ["maximize", "minimize"])
-        0.5
-    """
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    q = np.asarray(values, dtype=float) * signs
-    return _share_not_dominating(
-        q, np.asarray(earlier, dtype=float).reshape(-1, len(signs)) * signs
-    )
-
-
-def _share_not_dominating(point: np.ndarray, earlier: np.ndarray) -> float:
-    """Share of ``earlier`` (minimized vectors) that do not dominate ``point``; 1 if none."""
-    if len(earlier) == 0:
-        return 1.0
-    dominating = np.count_nonzero((earlier <= point).all(axis=1) & (earlier < point).any(axis=1))
-    return float(1.0 - dominating / len(earlier))
+#: The multi-objective reward: ``1 - d/k`` for ``k`` earlier points, ``d`` of them
+#: dominating the trial's.
+mo_reward = share_not_dominating

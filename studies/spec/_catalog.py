@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from studies._spec import StudySpec, StudySpecError, load_spec
+from studies.errors import StudySpecError
+from studies.spec._parser import load_spec
+from studies.spec._schema import StudySpec
 
 #: The study ``nas-study run`` suggests first: offline, about a minute on a laptop CPU.
 DEFAULT_STUDY = "digits-mlp"
@@ -13,7 +15,7 @@ DEFAULT_STUDY = "digits-mlp"
 
 def catalog_dir() -> Path:
     """Folder of the shipped ``*.toml`` study files (package data, so it survives a wheel)."""
-    return Path(str(files("studies") / "catalog"))
+    return Path(str(files("studies.spec") / "catalog"))
 
 
 def catalog() -> list[StudySpec]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from nas_objectives import (
     FAMILIES,
     NORMS,
     OBJECTIVES,
+    OPTIMIZER_HYPERPARAMETERS,
     OPTIMIZERS,
     POOLINGS,
     SCHEDULES,
@@ -32,81 +32,15 @@ from nas_objectives import (
     SearchSpace,
     TrainingSpace,
 )
-from nas_objectives.metrics import Direction
-from studies._components import check_options
-from studies._mo_pruners import MO_PRUNERS
+from studies.errors import StudySpecError
+from studies.pruners import OPTUNA_PRUNERS, PRUNERS, check_pruner_options
+from studies.samplers import SAMPLERS, check_sampler_options
+from studies.spec._schema import ComponentSpec, DatasetSpec, HeartbeatSpec, StudySpec
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-
-class StudySpecError(ValueError):
-    """A study file is unreadable or invalid. ``str()`` is the one-line message."""
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Which dataset, how much of its training split validates, and where its files are."""
-
-    name: str
-    val_fraction: float = 0.2
-    data_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class ComponentSpec:
-    """A sampler or pruner: its name and the keyword arguments for Optuna's class."""
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class HeartbeatSpec:
-    """How workers prove they are alive, and how often a dead worker's trial is retried.
-
-    A RUNNING trial whose worker sent no heartbeat for ``grace_period`` seconds becomes
-    FAIL, and a copy is queued for another worker, at most ``max_retry`` times.
-    """
-
-    interval: int = 60
-    grace_period: int = 180
-    max_retry: int = 3
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """A validated study file.
-
-    ``objective`` is everything a trial needs; the rest says how the study runs.
-    ``source`` is the parsed TOML, stored with the study so results can be read later.
-    """
-
-    name: str
-    dataset: DatasetSpec
-    objective: ObjectiveConfig
-    sampler: ComponentSpec
-    pruner: ComponentSpec
-    n_trials: int
-    timeout: float | None = None
-    heartbeat: HeartbeatSpec = HeartbeatSpec()
-    description: str = ""
-    path: str = "<memory>"
-    source: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def objectives(self) -> tuple[str, ...]:
-        return self.objective.objectives
-
-    @property
-    def directions(self) -> list[Direction]:
-        return self.objective.directions
-
-    @property
-    def seed(self) -> int:
-        return self.objective.seed
 
 
 _TOP = {
@@ -126,11 +60,6 @@ _TOP = {
     "seed",
     "heartbeat",
 }
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc", "evolution", "reinforce")
-#: Optuna's own pruners (single-objective studies only) ...
-OPTUNA_PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
-#: ... and ours (MO_PRUNERS), which also prune multi-objective studies.
-PRUNERS = OPTUNA_PRUNERS + MO_PRUNERS
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -402,9 +331,7 @@ class _Parser:
         return ModelSpace(
             family=family,
             depth=self.range_(t, "depth", "model", d.depth, integer=True, log=False, lo=1, hi=64),
-            width=self.range_(
-                t, "width", "model", IntRange(8, 128, log=True), integer=True, lo=1, hi=65536
-            ),
+            width=self.range_(t, "width", "model", d.width, integer=True, lo=1, hi=65536),
             activation=self.choice(t, "activation", "model", d.activation, ACTIVATIONS),
             norm=self.choice(t, "norm", "model", d.norm, NORMS),
             dropout=self.range_(t, "dropout", "model", d.dropout, log=False, lo=0.0, hi=0.95),
@@ -417,16 +344,10 @@ class _Parser:
         t = self.table(data, "optimizers", "optimizers", set(OPTIMIZERS))
         if not t:
             t = {"adamw": {}}
-        fields = {
-            "adam": {"lr", "weight_decay", "beta1", "beta2"},
-            "adamw": {"lr", "weight_decay", "beta1", "beta2"},
-            "rmsprop": {"lr", "weight_decay", "momentum"},
-            "sgd": {"lr", "weight_decay", "momentum", "nesterov"},
-        }
         result = {}
         for name in t:
             where = f"optimizers.{name}"
-            o = self.table(t, name, where, fields[name])
+            o = self.table(t, name, where, set(OPTIMIZER_HYPERPARAMETERS[name]))
             d = OptimizerSpace(
                 momentum=FloatRange(0.9, 0.9) if name == "sgd" else FloatRange(0.0, 0.0)
             )
@@ -498,7 +419,8 @@ class _Parser:
             raise self.fail(f"{key}.name", f"unknown {key} (known: {', '.join(known)})", name)
         options = {k: v for k, v in raw.items() if k != "name"}
         # Fail here, naming the field, rather than when the first worker starts.
-        problem = check_options(key, name, options)
+        check = check_sampler_options if key == "sampler" else check_pruner_options
+        problem = check(name, options)
         if problem is not None:
             field_name, message, value = problem
             raise self.fail(f"{key}.{field_name}", message, value)

@@ -1,0 +1,192 @@
+"""``nas-study run``, ``worker``, ``launch`` and ``serve-storage``: the commands that run a
+study, or serve its storage.
+
+The options they share are declared once (:func:`_study_args`) and parsed into one
+:class:`~studies.run.RunOptions`, which ``launch`` forwards whole to its workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+
+import torch
+
+from storage import open_storage, redact_url, serve_storage
+from studies._signals import stop_on_signals
+from studies.cli._args import Parser, non_negative_int, positive_float, positive_int, storage_arg
+from studies.cli._inspect import print_best
+from studies.run import (
+    RunOptions,
+    count_budget,
+    launch_workers,
+    open_study,
+    resolve_device,
+    run_study,
+    show_progress,
+)
+from studies.spec import DEFAULT_STUDY, resolve_spec
+
+_logger = logging.getLogger("nas_study")
+
+
+def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
+    run = sub.add_parser("run", help="create or join a study, run trials, print the Pareto set")
+    run.set_defaults(handler=_cmd_run)
+    _study_args(run, worker=False)
+
+    worker = sub.add_parser("worker", help="join a study and run trials until its budget is met")
+    worker.set_defaults(handler=_cmd_worker)
+    _study_args(worker, worker=True)
+    worker.add_argument(
+        "--worker-index", type=int, default=0, metavar="I", help="sampler seed offset (default 0)"
+    )
+
+    launch = sub.add_parser("launch", help="start N local workers on one study")
+    launch.set_defaults(handler=_cmd_launch)
+    _study_args(launch, worker=True)
+    launch.add_argument("--workers", type=positive_int, required=True, metavar="N")
+    launch.add_argument(
+        "--gpus", metavar="LIST", help="e.g. 0,1,2,3: one GPU per worker, round-robin"
+    )
+
+    serve = sub.add_parser("serve-storage", help="run Optuna's gRPC proxy in front of a database")
+    serve.set_defaults(handler=_cmd_serve_storage)
+    storage_arg(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=positive_int, default=13000)
+    _heartbeat_args(serve)
+
+
+def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
+    """Options shared by run, worker and launch: one meaning each, everywhere. Each is a
+    field of :class:`RunOptions` of the same name."""
+    p.add_argument(
+        "study",
+        nargs="?",
+        default=DEFAULT_STUDY,
+        help=f"catalog name or study file (default: {DEFAULT_STUDY})",
+    )
+    storage_arg(p)
+    p.add_argument(
+        "--n-trials",
+        type=positive_int,
+        metavar="N",
+        help="the study's global budget: COMPLETE + PRUNED trials across all workers",
+    )
+    if worker:
+        p.add_argument(
+            "--max-trials", type=positive_int, metavar="N", help="at most N trials in this worker"
+        )
+    p.add_argument("--timeout", type=positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--study-name", metavar="NAME", help="name in the storage (default: the file's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--data-dir", metavar="DIR", help="where torchvision datasets are read")
+    p.add_argument("--seed", type=int, metavar="N", help="study seed (sampler and training)")
+    p.add_argument("--epochs", type=positive_int, metavar="E", help="override epochs per trial")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="CPU threads for PyTorch in each worker (default: PyTorch's; launch: cores/workers)",
+    )
+    _heartbeat_args(p)
+
+
+def _heartbeat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--heartbeat-interval", type=positive_int, metavar="S", help="seconds between heartbeats"
+    )
+    p.add_argument(
+        "--grace-period",
+        type=positive_int,
+        metavar="S",
+        help="seconds without a heartbeat before a trial is declared dead and re-queued",
+    )
+    p.add_argument(
+        "--max-retry",
+        type=non_negative_int,
+        metavar="N",
+        help="re-queue a dead worker's trial at most N times",
+    )
+
+
+def _work(args: argparse.Namespace, url: str, *, worker: bool) -> int:
+    """``run`` and ``worker``: the same loop; ``run`` also prints the Pareto set."""
+    spec = resolve_spec(args.study)
+    options = RunOptions.from_args(args)
+    resolve_device(options.device)  # a bad --device is refused before a database is created
+    storage = open_storage(url, heartbeat=options.heartbeat(spec))
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    with stop_on_signals() as stop:
+        report = run_study(
+            spec,
+            storage,
+            options,
+            progress=False if worker else None,
+            stop=stop,
+            on_start=lambda study: _logger.info(
+                "study %r (%s) on %s", study.study_name, spec.path, redact_url(url)
+            ),
+        )
+    study = report.study
+    _logger.info(
+        "ran %d trial(s) here; the study has %d/%d complete or pruned%s",
+        report.ran,
+        count_budget(study),
+        report.budget,
+        " (stopped by a signal)" if report.stopped else "",
+    )
+    if report.stopped_for_failures:
+        print(
+            f"nas-study: error: stopped after {report.failed} failed trials in a row; "
+            f"last reason: {report.last_failure}",
+            file=sys.stderr,
+        )
+    if not worker:
+        print_best(study, "table")
+    return 1 if report.stopped_for_failures else 0
+
+
+def _cmd_run(args: argparse.Namespace, url: str) -> int:
+    return _work(args, url, worker=False)
+
+
+def _cmd_worker(args: argparse.Namespace, url: str) -> int:
+    return _work(args, url, worker=True)
+
+
+def _cmd_launch(args: argparse.Namespace, url: str) -> int:
+    spec = resolve_spec(args.study)
+    options = RunOptions.from_args(args)
+    resolve_device(options.device)  # a bad --device is refused before a database is created
+    storage = open_storage(url, heartbeat=options.heartbeat(spec))
+    # Create the study here, so a bad file or storage fails once, before any worker starts.
+    study = open_study(spec, storage, study_name=options.study_name)
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
+    if options.threads is None and not gpus:
+        # N processes on the CPU each with one thread per core would oversubscribe it many
+        # times over (seen here: trials 10-20x slower); share the cores out instead.
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+        options = dataclasses.replace(options, threads=threads)
+    _logger.info("study %r on %s: %d workers", study.study_name, redact_url(url), args.workers)
+    return launch_workers(
+        study,
+        args.study,
+        url,
+        n_workers=args.workers,
+        budget=options.n_trials or spec.n_trials,
+        worker_args=options.worker_argv(),
+        gpus=gpus,
+        progress=show_progress(),
+    )
+
+
+def _cmd_serve_storage(args: argparse.Namespace, url: str) -> int:
+    heartbeat = RunOptions.from_args(args).heartbeat(None)
+    serve_storage(url, host=args.host, port=args.port, heartbeat=heartbeat)
+    return 0

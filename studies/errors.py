@@ -1,0 +1,17 @@
+"""The exceptions of ``studies``: each is an expected problem the CLI turns into one line
+on stderr and exit status 2 (the library never calls ``sys.exit``)."""
+
+from __future__ import annotations
+
+
+class StudySpecError(ValueError):
+    """A study file is unreadable or invalid. ``str()`` is the one-line message, naming the
+    file, the field and the bad value."""
+
+
+class StudyRunError(RuntimeError):
+    """A study cannot be created, joined, run or read as asked."""
+
+
+class BudgetReachedError(RuntimeError):
+    """This trial started after the study's budget was already taken by other trials."""

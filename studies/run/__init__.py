@@ -1,0 +1,41 @@
+"""How a study runs: open or join it, the worker loop, the local launcher.
+
+Example:
+    >>> import optuna
+    >>> from studies.run import RunOptions, run_study
+    >>> from studies.spec import resolve_spec
+    >>> report = run_study(resolve_spec("digits-mlp"), optuna.storages.InMemoryStorage(),
+    ...                    RunOptions(n_trials=2, epochs=1), progress=False)
+    >>> report.ran
+    2
+"""
+
+from __future__ import annotations
+
+from studies.run._launch import launch_workers
+from studies.run._open import BUDGET_STATES, SPEC_ATTR, count_budget, open_study, resolve_device
+from studies.run._options import RunOptions
+from studies.run._progress import show_progress
+from studies.run._worker import (
+    BUDGET_REACHED,
+    WORKER_STOPPED,
+    RunReport,
+    run_study,
+    run_trials,
+)
+
+__all__ = [
+    "BUDGET_REACHED",
+    "BUDGET_STATES",
+    "SPEC_ATTR",
+    "WORKER_STOPPED",
+    "RunOptions",
+    "RunReport",
+    "count_budget",
+    "launch_workers",
+    "open_study",
+    "resolve_device",
+    "run_study",
+    "run_trials",
+    "show_progress",
+]
