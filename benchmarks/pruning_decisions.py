@@ -24,16 +24,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import optuna  # noqa: E402
-from _common import positive_int, write_report  # noqa: E402
-from optuna.distributions import FloatDistribution  # noqa: E402
+from optuna.distributions import BaseDistribution, FloatDistribution  # noqa: E402
 from optuna.trial import TrialState, create_trial  # noqa: E402
 
+from benchmarks._common import positive_int, write_report  # noqa: E402
 from storage import open_storage  # noqa: E402
 from studies import build_mo_pruner  # noqa: E402
 
@@ -41,12 +41,12 @@ POSTGRES_URL = os.environ.get(
     "NAS_STUDY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
 OBJECTIVES = ["accuracy", "params"]
-DIRECTIONS = ["maximize", "minimize"]
+DIRECTIONS: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"]
 
 
 def fill(study: optuna.Study, n: int, epochs: int, seed: int) -> None:
     rng = random.Random(seed)
-    dist = {"x": FloatDistribution(0, 1)}
+    dist: dict[str, BaseDistribution] = {"x": FloatDistribution(0, 1)}
     trials = []
     for _ in range(n):
         final = rng.uniform(0.5, 0.99)

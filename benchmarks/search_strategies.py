@@ -30,17 +30,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import torch  # noqa: E402
-from optuna._hypervolume import compute_hypervolume  # noqa: E402
 
 from benchmarks._common import positive_int, write_report  # noqa: E402
 from studies import ComponentSpec, resolve_spec, run_study  # noqa: E402
+from studies.pareto import hypervolume as hypervolume_of  # noqa: E402
 
 STUDY = "digits-mlp"
 BUDGETS = (20, 40, 60)
 Points = list[tuple[float, float]]
+DIRECTIONS = ("maximize", "minimize")
 
 
 def run_once(strategy: str, seed: int, n_trials: int) -> tuple[Points, float]:
@@ -60,17 +60,11 @@ def run_once(strategy: str, seed: int, n_trials: int) -> tuple[Points, float]:
 
 
 def hypervolume(points: Points, ref_accuracy: float, ref_log_params: float) -> float:
-    """Hypervolume of ``points`` in (-accuracy, log10 params), Optuna's own algorithm."""
-    losses = np.array(
-        [
-            [-a, math.log10(p)]
-            for a, p in points
-            if a > ref_accuracy and math.log10(p) < ref_log_params
-        ]
-    )
-    if len(losses) == 0:
-        return 0.0
-    return float(compute_hypervolume(losses, np.array([-ref_accuracy, ref_log_params])))
+    """Hypervolume of ``points`` in (accuracy, log10 params), Optuna's own algorithm
+    (through :func:`studies.pareto.hypervolume`, which drops points not better than the
+    reference in both)."""
+    natural = [(a, math.log10(p)) for a, p in points]
+    return hypervolume_of(natural, [ref_accuracy, ref_log_params], DIRECTIONS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         results[strategy] = entry
     for entry in results.values():
         for name in references:
-            for b in map(str, budgets):
-                base = results["random"][name][b]["median"]
-                cell = entry[name][b]
+            for key in map(str, budgets):
+                base = results["random"][name][key]["median"]
+                cell = entry[name][key]
                 cell["ratio_vs_random"] = cell["median"] / base if base > 0 else None
 
     report = {

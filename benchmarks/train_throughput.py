@@ -54,11 +54,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
-from _common import positive_int, write_report  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
+from benchmarks._common import positive_int, write_report  # noqa: E402
 from nas_objectives import (  # noqa: E402
     EpochResult,
     Layout,

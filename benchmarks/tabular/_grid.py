@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nas_objectives.space import SearchSpace, suggest
+from nas_objectives import SearchSpace, suggest
 
 #: A grid has at most this many integers in one ``[low, high]`` range.
 MAX_INT_RANGE = 64
@@ -64,7 +64,7 @@ def enumerate_grid(
         NotAGridError: the space has a continuous or very wide range.
 
     Example:
-        >>> from nas_objectives.space import Choice, ModelSpace, OptimizerSpace
+        >>> from nas_objectives import Choice, ModelSpace, OptimizerSpace
         >>> s = SearchSpace(
         ...     model=ModelSpace(depth=Choice((1, 2)), width=Choice((8, 16))),
         ...     optimizers={"adam": OptimizerSpace(lr=Choice((1e-3, 1e-2)))},

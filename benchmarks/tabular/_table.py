@@ -13,8 +13,8 @@ that of one seed drawn per trial (``noise="seed"``: what a real study sees). Eit
 the found front is scored with mean accuracies (the "oracle" view: the quality of the
 configurations found, not the luck of their draws).
 
-Hypervolume: Optuna's own ``optuna._hypervolume.compute_hypervolume`` (minimisation) on
-``(-accuracy, log10(params))`` with the reference point ``(0, log10(1.1 * P_max))``,
+Hypervolume: Optuna's own routine, through ``studies.pareto.hypervolume``, on
+``(accuracy, log10(params))`` with the reference point ``(0, log10(1.1 * P_max))``,
 ``P_max`` being the table's largest parameter count. Relative hypervolume is the found
 front's over the table's true front's (1.0: the true front's hypervolume reached). With
 accuracy 0 as reference, most of the area lies below any decent model, so a few lucky
@@ -40,14 +40,15 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume
-from optuna.study._multi_objective import _is_pareto_front
 from optuna.trial import TrialState
 
 import studies
 from nas_objectives import ObjectiveConfig, suggest
 from studies import ComponentSpec, StudySpec, build_sampler, load_spec
-from studies._components import build_epoch_pruner, check_options
+from studies.pareto import hypervolume as pareto_hypervolume
+from studies.pareto import pareto_ranks
+from studies.pruners import build_epoch_pruner
+from studies.samplers import check_sampler_options
 
 HERE = Path(__file__).resolve().parent
 TABLE_PATH = HERE / "digits-mlp-table.csv.gz"
@@ -57,6 +58,8 @@ CATALOG_SPEC = "digits-mlp"
 #: Strategies in report order; ``evolution`` and ``reinforce`` join when the project has them.
 BASE_STRATEGIES = ("random", "tpe", "nsga2", "nsga3", "gp", "qmc")
 OPTIONAL_STRATEGIES = ("evolution", "reinforce")
+#: The table's objectives, (accuracy, params).
+DIRECTIONS = ("maximize", "minimize")
 
 
 def strategies() -> tuple[str, ...]:
@@ -159,8 +162,8 @@ class Table:
     def true_front(self) -> list[Entry]:
         """The Pareto-optimal entries of (mean accuracy, params)."""
         entries = self.usable()
-        mask = _is_pareto_front(_losses([(e.accuracy, e.n_params) for e in entries]), False)
-        return [e for e, on in zip(entries, mask, strict=True) if on]
+        ranks = pareto_ranks(_natural([(e.accuracy, e.n_params) for e in entries]), DIRECTIONS)
+        return [e for e, rank in zip(entries, ranks, strict=True) if rank == 0]
 
     def true_hypervolume(self, ref_accuracy: float = 0.0) -> float:
         points = [(e.accuracy, e.n_params) for e in self.true_front()]
@@ -170,9 +173,10 @@ class Table:
         return max(e.accuracy for e in self.usable())
 
 
-def _losses(points: Sequence[tuple[float, float]]) -> np.ndarray:
+def _natural(points: Sequence[tuple[float, float]]) -> np.ndarray:
+    """``(accuracy, params)`` points as ``(accuracy, log10(params))`` rows."""
     arr = np.asarray(points, dtype=float).reshape(len(points), 2)
-    return np.column_stack([-arr[:, 0], np.log10(arr[:, 1])])
+    return np.column_stack([arr[:, 0], np.log10(arr[:, 1])])
 
 
 def hypervolume(
@@ -184,12 +188,8 @@ def hypervolume(
     """
     if not points:
         return 0.0
-    losses = _losses(points)
-    ref = table.reference_point(ref_accuracy)
-    losses = losses[(losses < ref).all(axis=1)]
-    if len(losses) == 0:
-        return 0.0
-    return float(compute_hypervolume(losses, ref))
+    ref_log_params = float(table.reference_point(ref_accuracy)[1])
+    return pareto_hypervolume(_natural(points), [ref_accuracy, ref_log_params], DIRECTIONS)
 
 
 # -- strategies and runs --------------------------------------------------------------
@@ -208,7 +208,7 @@ def strategy_spec(
         sampler = load_spec(studies.catalog_dir() / f"{CATALOG_SPEC}.toml").sampler
     else:
         sampler = ComponentSpec(strategy, {})
-    problem = check_options("sampler", sampler.name, sampler.options)
+    problem = check_sampler_options(sampler.name, sampler.options)
     if problem is not None:
         raise ValueError(f"sampler {strategy!r}: {problem}")
     spec = dataclasses.replace(spec, sampler=sampler)
@@ -330,9 +330,8 @@ def hv_curve(trace: RunTrace, table: Table, ref_accuracy: float = 0.0) -> list[f
     for v in trace.values:
         if v is not None:
             points.append(v)
-            losses = _losses(points)
-            mask = _is_pareto_front(losses, False)
-            points = [p for p, on in zip(points, mask, strict=True) if on]
+            ranks = pareto_ranks(_natural(points), DIRECTIONS)
+            points = [p for p, rank in zip(points, ranks, strict=True) if rank == 0]
             front = points
         out.append(hypervolume(front, table, ref_accuracy) / true_hv)
     return out

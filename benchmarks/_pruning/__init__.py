@@ -1,0 +1,1 @@
+"""The cases of ``benchmarks/pruning.py``: its configurations, measures and summary."""
