@@ -6,6 +6,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -22,6 +23,23 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests choose their storage explicitly; a developer's own setting must not leak in.
     monkeypatch.delenv("NAS_STUDY_STORAGE", raising=False)
     monkeypatch.setenv("NAS_STUDY_OFFLINE", "1")
+
+
+#: A folder in which to keep the tests' screenshots; without it they go to a temporary folder.
+ARTIFACTS_ENV_VAR = "NAS_STUDY_ARTIFACTS"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests save artifacts (screenshots): ``$NAS_STUDY_ARTIFACTS`` if set, kept there
+    (a relative path is taken from where pytest was started), else pytest's temporary folder.
+    Never the repository."""
+    kept = os.environ.get(ARTIFACTS_ENV_VAR)
+    if not kept:
+        return tmp_path_factory.mktemp("artifacts")
+    path = request.config.invocation_params.dir / kept
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture

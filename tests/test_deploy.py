@@ -23,10 +23,22 @@ def test_slurm_script_is_valid_bash_running_a_worker() -> None:
     command = re.search(r"exec srun (nas-study worker .*?)\n(?!\s)", text, re.S)
     assert command is not None
     words = shlex.split(command.group(1).replace("\\\n", " "))
-    # The arguments parse as a real worker command line.
-    args = build_parser().parse_args([w if "$" not in w else "0" for w in words[1:]])
-    assert args.command == "worker" and args.device == "cuda"
-    assert resolve_spec(re.search(r'study="\$\{1:-(.*?)\}"', text).group(1))
+    # The study is the script's first argument, by default the one its usage line submits.
+    default = re.search(r'^study="\$\{1:-(.*?)\}"$', text, re.M)
+    usage = re.search(r"sbatch .*slurm-workers\.sbatch (\S+)$", text, re.M)
+    assert default is not None and usage is not None
+    study = default.group(1)
+    assert study == usage.group(1) == "fashion-cnn"
+    # The arguments parse as a real worker command line, on that study.
+    args = build_parser().parse_args(
+        [study if w == "$study" else "0" if "$" in w else w for w in words[1:]]
+    )
+    assert args.command == "worker" and args.device == "cuda" and args.study == study
+    # The default names a catalog study, with the objectives and budget the workers run to.
+    spec = resolve_spec(study)
+    assert spec.name == study
+    assert spec.objectives == ("accuracy", "params")
+    assert spec.n_trials > 0
 
 
 def test_kubernetes_indexed_job_runs_workers_with_the_url_from_a_secret() -> None:

@@ -32,7 +32,7 @@ def test_ci_runs_the_readme_test_line() -> None:
 
 def test_readme_catalog_matches_the_shipped_files() -> None:
     text = (ROOT / "README.md").read_text()
-    for path in (ROOT / "studies" / "catalog").glob("*.toml"):
+    for path in (ROOT / "studies" / "spec" / "catalog").glob("*.toml"):
         assert f"`{path.stem}`" in text, path.stem
 
 

@@ -101,7 +101,9 @@ def test_harness_writes_report_with_documented_keys(tmp_path: Path) -> None:
     assert report["table"]["configurations"] == len(Table.load().entries)
     assert report["settings"]["strategies"]["tpe"] == {
         "sampler": "tpe",
-        **load_spec(run_strategies.REPO_ROOT / "studies/catalog/digits-mlp.toml").sampler.options,
+        **load_spec(
+            run_strategies.REPO_ROOT / "studies/spec/catalog/digits-mlp.toml"
+        ).sampler.options,
     }
     for name in ("random", "tpe"):
         mo = report["multi_objective"][name]

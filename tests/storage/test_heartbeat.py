@@ -6,13 +6,14 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import optuna
 import pytest
 import sqlalchemy
 from optuna.distributions import FloatDistribution, IntDistribution
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
@@ -21,6 +22,28 @@ from tests.storage.conftest import open_rdb, wait_until
 
 FAST = HeartbeatSettings(interval=1, grace_period=2, max_retry=1)
 SPACE = {"x": FloatDistribution(0, 1), "n": IntDistribution(1, 8)}
+
+# The tests that wait out a grace period do not wait: the grace period is an hour, far longer
+# than any step of a test, and "time passes" by making the trial's heartbeat row in the real
+# database older. Whether a trial is stale never depends on how fast the machine is.
+GRACE = 3600
+LONG = HeartbeatSettings(interval=60, grace_period=GRACE, max_retry=1)
+
+_READ_HEARTBEAT = sqlalchemy.text(
+    "SELECT heartbeat FROM trial_heartbeats WHERE trial_id = :trial_id"
+).columns(heartbeat=sqlalchemy.DateTime)
+_WRITE_HEARTBEAT = sqlalchemy.text(
+    "UPDATE trial_heartbeats SET heartbeat = :heartbeat WHERE trial_id = :trial_id"
+).bindparams(sqlalchemy.bindparam("heartbeat", type_=sqlalchemy.DateTime))
+
+
+def _age_heartbeat(storage: RDBStorage, trial_id: int, seconds: float) -> None:
+    """Move the trial's last heartbeat ``seconds`` into the past, as if no beat came since."""
+    with storage.engine.begin() as conn:
+        beat = conn.execute(_READ_HEARTBEAT, {"trial_id": trial_id}).scalar_one()
+        older = beat - timedelta(seconds=seconds)
+        written = conn.execute(_WRITE_HEARTBEAT, {"heartbeat": older, "trial_id": trial_id})
+        assert written.rowcount == 1
 
 
 def _objective(trial: optuna.Trial) -> float:
@@ -77,12 +100,12 @@ def test_dead_workers_trial_fails_after_grace_and_a_copy_is_queued(
     storage_url: str, unique_name: str
 ) -> None:
     # Two studies whose workers die at once: one retried (max_retry=1), one not (0).
-    no_retry = HeartbeatSettings(interval=1, grace_period=2, max_retry=0)
-    dead_storage = open_rdb(storage_url, heartbeat=FAST)
+    no_retry = HeartbeatSettings(interval=60, grace_period=GRACE, max_retry=0)
+    dead_storage = open_rdb(storage_url, heartbeat=LONG)
     names = (unique_name, f"{unique_name}-noretry")
     studies = [optuna.create_study(storage=dead_storage, study_name=name) for name in names]
     survivor = optuna.load_study(
-        study_name=names[0], storage=open_storage(storage_url, heartbeat=FAST)
+        study_name=names[0], storage=open_storage(storage_url, heartbeat=LONG)
     )
     other = optuna.load_study(
         study_name=names[1], storage=open_storage(storage_url, heartbeat=no_retry)
@@ -94,17 +117,21 @@ def test_dead_workers_trial_fails_after_grace_and_a_copy_is_queued(
         # The worker records one heartbeat, then dies without another.
         dead_storage.record_heartbeat(trial._trial_id)
         dead.append(trial)
-    # Within the grace period the trial is still alive.
-    fail_stale_trials(survivor)
-    assert survivor.trials[0].state == TrialState.RUNNING
 
-    def failed() -> bool:
+    def states_after_the_check() -> tuple[TrialState, TrialState]:
         fail_stale_trials(survivor)
         fail_stale_trials(other)
-        states = (survivor.trials[0].state, other.trials[0].state)
-        return states == (TrialState.FAIL, TrialState.FAIL)
+        return survivor.trials[0].state, other.trials[0].state
 
-    wait_until(failed, timeout=20, what="the stale trials to become FAIL")
+    # Just after the heartbeat, and half a grace period later, the trials are still alive.
+    assert states_after_the_check() == (TrialState.RUNNING, TrialState.RUNNING)
+    for trial in dead:
+        _age_heartbeat(dead_storage, trial._trial_id, GRACE / 2)
+    assert states_after_the_check() == (TrialState.RUNNING, TrialState.RUNNING)
+    # Past the grace period without another heartbeat, both are stale.
+    for trial in dead:
+        _age_heartbeat(dead_storage, trial._trial_id, GRACE)
+    assert states_after_the_check() == (TrialState.FAIL, TrialState.FAIL)
 
     original = dead[0]
     waiting = survivor.get_trials(states=(TrialState.WAITING,))
@@ -125,7 +152,8 @@ _WORKER = textwrap.dedent(
     import sys, threading, optuna
     from storage import HeartbeatSettings, open_storage
 
-    storage = open_storage(sys.argv[1], heartbeat=HeartbeatSettings(1, 2, 1))
+    # One heartbeat when the trial starts; the next would come a minute later.
+    storage = open_storage(sys.argv[1], heartbeat=HeartbeatSettings(60, 3600, 1))
     study = optuna.load_study(study_name=sys.argv[2], storage=storage)
 
     def objective(trial):
@@ -140,7 +168,7 @@ _WORKER = textwrap.dedent(
 def test_killed_worker_process_is_detected_and_its_trial_rerun(
     postgres_url: str, unique_name: str, tmp_path: Path
 ) -> None:
-    storage = open_rdb(postgres_url, heartbeat=FAST)
+    storage = open_rdb(postgres_url, heartbeat=LONG)
     study = optuna.create_study(storage=storage, study_name=unique_name)
     log = tmp_path / "worker.log"
     with log.open("wb") as stderr:
@@ -169,13 +197,13 @@ def test_killed_worker_process_is_detected_and_its_trial_rerun(
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     assert worker.returncode == -signal.SIGKILL
+    # Its last heartbeat is recent: the trial is not stale yet.
+    fail_stale_trials(study)
     assert study.trials[0].state == TrialState.RUNNING
-
-    def failed() -> bool:
-        fail_stale_trials(study)
-        return study.trials[0].state == TrialState.FAIL
-
-    wait_until(failed, timeout=20, what="the killed worker's trial to become FAIL")
+    # A grace period and more without a heartbeat: the killed worker's trial is stale.
+    _age_heartbeat(storage, study.trials[0]._trial_id, GRACE + LONG.interval)
+    fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.FAIL
     # A surviving worker takes the queued copy before asking the sampler for new parameters.
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -21,16 +21,16 @@ from optuna.trial import TrialState
 
 from storage import open_storage
 from studies import StudySpecError, build_sampler, parse_spec
-from studies._evolution import (
+from studies.cli import main
+from studies.samplers._evolution import (
     MUTATION_ATTR,
     PARENT_ATTR,
     RegularizedEvolutionSampler,
     mutate,
     tournament_keys,
 )
-from studies.cli import main
 
-MO = ["maximize", "minimize"]
+MO: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"]
 
 
 def check_valid(trial: optuna.Trial, name: str, value: Any) -> Any:
@@ -39,6 +39,7 @@ def check_valid(trial: optuna.Trial, name: str, value: Any) -> Any:
     if isinstance(dist, CategoricalDistribution):
         assert any(value == c and type(value) is type(c) for c in dist.choices), (name, value)
         return value
+    assert isinstance(dist, (IntDistribution, FloatDistribution)), (name, dist)
     assert type(value) is (int if isinstance(dist, IntDistribution) else float), (name, value)
     assert dist.low <= value <= dist.high, (name, value)
     if dist.step is not None:
@@ -85,7 +86,7 @@ def planted_objective(trial: optuna.Trial) -> float:
 def param_sequence(
     make: Callable[[int], optuna.samplers.BaseSampler], seed: int, n_objectives: int = 1
 ) -> list[dict[str, Any]]:
-    directions = ["minimize"] if n_objectives == 1 else MO
+    directions: list[Literal["maximize", "minimize"]] = ["minimize"] if n_objectives == 1 else MO
     study = optuna.create_study(directions=directions, sampler=make(seed))
     study.optimize(lambda t: mixed_objective(t, n_objectives), n_trials=30)
     return [t.params for t in study.trials]

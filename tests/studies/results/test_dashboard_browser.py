@@ -4,7 +4,6 @@ guard holds. A screenshot of the Pareto front is kept as a test artifact."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,12 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from storage import open_storage
-from studies._dashboard import DashboardServer, make_dashboard_server
+from studies.results import DashboardServer, make_dashboard_server
 
 TOKEN = "browser-Token_0123456789abcdef"
 STUDY = "digits-mlp-dash"
 #: Per wait: generous for a loaded 2-core machine, still far inside the test's ~30 s.
 WAIT_MS = 20_000
-REPO = Path(__file__).resolve().parents[2]
 
 # (accuracy, params): four on the Pareto front, four dominated.
 VALUES = [
@@ -40,13 +38,6 @@ DISTRIBUTIONS = {
     "optimizer": CategoricalDistribution(["adam", "sgd"]),
     "lr": FloatDistribution(1e-4, 1e-1, log=True),
 }
-
-
-def _artifact_path() -> Path:
-    root = os.environ.get("NAS_STUDY_ARTIFACTS") or str(REPO / "test-artifacts")
-    path = Path(root) / "dashboard-pareto.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture
@@ -100,7 +91,9 @@ def _points(trace: dict[str, Any]) -> list[tuple[float, float]]:
     return list(zip(trace["x"], trace["y"], strict=True))
 
 
-def test_dashboard_in_chromium(browser: Any, server: DashboardServer, study: optuna.Study) -> None:
+def test_dashboard_in_chromium(
+    browser: Any, server: DashboardServer, study: optuna.Study, artifacts_dir: Path
+) -> None:
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -140,7 +133,7 @@ def test_dashboard_in_chromium(browser: Any, server: DashboardServer, study: opt
     expect(graph.locator(".scatterlayer path.point")).to_have_count(len(VALUES))
     expect(graph.locator(".xtick").first).to_be_attached()
 
-    shot = _artifact_path()
+    shot = artifacts_dir / "dashboard-pareto.png"
     shot.unlink(missing_ok=True)
     # The whole card: the plot with its "Objective X/Y" choices, which name the metrics.
     card = page.locator(".MuiCard-root").filter(has=graph)

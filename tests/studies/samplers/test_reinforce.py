@@ -3,15 +3,23 @@ replay from shared storage (also out of order) and study files."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState
 
 from studies import StudySpecError, build_sampler, parse_spec
-from studies._reinforce import ReinforceSampler, _Actions, mo_reward
-from tests.studies.test_evolution import (
+from studies.samplers._reinforce import ReinforceSampler, _Actions, mo_reward
+from tests.studies.samplers.test_evolution import (
     MO,
     alternate_workers,
     late_mean,
@@ -80,10 +88,12 @@ def test_multi_objective_reward_is_the_share_of_earlier_trials_not_dominating() 
     assert mo_reward([0.8, 200], [[0.9, 100], [0.9, 150], [0.8, 200], [0.8, 100]], MO) == 0.25
 
 
-DIST = {"arch": CategoricalDistribution(["a", "b", "c"])}
+DIST: dict[str, BaseDistribution] = {"arch": CategoricalDistribution(["a", "b", "c"])}
 
 
-def _policy_after(trials: list[optuna.trial.FrozenTrial], directions: list[str]) -> np.ndarray:
+def _policy_after(
+    trials: list[optuna.trial.FrozenTrial], directions: Sequence[Literal["maximize", "minimize"]]
+) -> np.ndarray:
     study = optuna.create_study(directions=directions)
     study.add_trials(trials)
     return ReinforceSampler(learning_rate=0.5, seed=0).policy(study)["arch"]
@@ -130,7 +140,7 @@ def test_trials_finishing_out_of_order_replay_like_a_fresh_sampler(
     snapshots: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With 2 snapshots kept, going back past them replays from the start.
-    monkeypatch.setattr("studies._reinforce._SNAPSHOTS", snapshots)
+    monkeypatch.setattr("studies.samplers._reinforce._SNAPSHOTS", snapshots)
     sampler = ReinforceSampler(n_startup_trials=0, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     values = {"a": 1.0, "b": 0.0, "c": 0.5}

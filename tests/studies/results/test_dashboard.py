@@ -21,15 +21,15 @@ import optuna
 import pytest
 
 from storage import open_storage
-from studies._dashboard import (
+from studies.cli import main
+from studies.errors import StudyRunError
+from studies.results import (
     TOKEN_ENV_VAR,
     DashboardServer,
     check_token,
     is_loopback,
     make_dashboard_server,
 )
-from studies._runner import StudyRunError
-from studies.cli import main
 
 PYTHON_CLI = [sys.executable, "-m", "studies"]
 TOKEN = "k3Xq-Wd9_pR2mZ7vL0aT5yB8"

@@ -9,7 +9,6 @@ import html
 import itertools
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from plotly.offline import get_plotlyjs
 
 from storage import open_storage
 from studies import cli
-from studies._report import (
+from studies.results import (
     REFERENCE_MARGIN,
     ReportSection,
     build_report,
@@ -31,8 +30,6 @@ from studies._report import (
     hypervolume_space,
     write_report,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 DISTRIBUTIONS = {
     "n_layers": IntDistribution(1, 3),
@@ -459,7 +456,7 @@ def test_run_then_report_end_to_end(
 
 
 def test_report_draws_offline_in_chromium(
-    mo_study: optuna.Study, tmp_path: Path, browser: Any
+    mo_study: optuna.Study, tmp_path: Path, browser: Any, artifacts_dir: Path
 ) -> None:
     out = write_report(mo_study, tmp_path / "report.html")
     page = browser.new_page()
@@ -494,8 +491,7 @@ def test_report_draws_offline_in_chromium(
     assert sorted(front["n"]) == sorted(PARETO)
     assert requests == [] and errors == []
     # A picture of the report, kept as a test artifact.
-    shot = Path(os.environ.get("NAS_STUDY_ARTIFACTS") or REPO / "test-artifacts") / "report.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot = artifacts_dir / "report.png"
     page.set_viewport_size({"width": 1200, "height": 900})
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

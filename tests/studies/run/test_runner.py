@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from studies import BUDGET_STATES, run_trials
 
-X = {"x": FloatDistribution(0, 1)}
+X: dict[str, BaseDistribution] = {"x": FloatDistribution(0, 1)}
 
 
 def _objective(trial: optuna.trial.Trial) -> float:
