@@ -14,6 +14,7 @@ from studies.results import (
     DEFAULT_PORT,
     TOKEN_ENV_VAR,
     DashboardServer,
+    make_dashboard_server,
     serve_dashboard,
 )
 
@@ -64,13 +65,9 @@ def command(args: argparse.Namespace, url: str) -> int:
         )
         print(server.link, flush=True)
 
-    serve_dashboard(
-        storage,
-        host=args.host,
-        port=args.port,
-        token=token,
-        read_only=args.read_only,
-        on_ready=ready,
+    server = make_dashboard_server(
+        storage, host=args.host, port=args.port, token=token, read_only=args.read_only
     )
+    serve_dashboard(server, on_ready=ready)
     print("nas-study: dashboard stopped", file=sys.stderr)
     return 0

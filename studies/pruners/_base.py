@@ -106,8 +106,7 @@ class BaseMultiObjectivePruner(abc.ABC):
         self.min_trials = min_trials
         self._objectives: tuple[str, ...] | None = None
         self._directions: tuple[str, ...] = ()
-        self._logged_failure = False
-        self._logged_bad_trial = False
+        self._warned: set[str] = set()  # kinds of warning already logged by this pruner
         # (storage, study, epoch) -> (numbers of finished trials seen, their vectors)
         self._finished_rows: dict[tuple[int, int, int], tuple[set[int], list[np.ndarray]]] = {}
         if objectives is not None or directions is not None:
@@ -163,16 +162,14 @@ class BaseMultiObjectivePruner(abc.ABC):
                 )
             return self._decide(study, trial_number, epoch, own)
         except Exception:
-            if not self._logged_failure:
-                self._logged_failure = True
-                _logger.warning(
-                    "%s could not decide for trial %s at epoch %s; the trial keeps training "
-                    "(further failures of this pruner are not logged)",
-                    type(self).__name__,
-                    trial_number,
-                    epoch,
-                    exc_info=True,
-                )
+            self._warn_once(
+                "failure",
+                "could not decide for trial %s at epoch %s; the trial keeps training "
+                "(further failures of this pruner are not logged)",
+                trial_number,
+                epoch,
+                exc_info=True,
+            )
             return None
 
     @abc.abstractmethod
@@ -241,14 +238,18 @@ class BaseMultiObjectivePruner(abc.ABC):
         return out
 
     def _log_ignored(self, trial: FrozenTrial) -> None:
-        if not self._logged_bad_trial:
-            self._logged_bad_trial = True
-            _logger.warning(
-                "%s ignores trial %s: a value it needs is not a finite number "
-                "(further such trials are not logged)",
-                type(self).__name__,
-                trial.number,
-            )
+        self._warn_once(
+            "bad trial",
+            "ignores trial %s: a value it needs is not a finite number "
+            "(further such trials are not logged)",
+            trial.number,
+        )
+
+    def _warn_once(self, kind: str, message: str, *args: Any, exc_info: bool = False) -> None:
+        """Log ``message`` (after the pruner's class name) the first time ``kind`` happens."""
+        if kind not in self._warned:
+            self._warned.add(kind)
+            _logger.warning("%s " + message, type(self).__name__, *args, exc_info=exc_info)
 
 
 def _curve_at(

@@ -137,25 +137,18 @@ def make_dashboard_server(
 
 
 def serve_dashboard(
-    storage: optuna.storages.BaseStorage,
+    server: DashboardServer,
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    token: str | None = None,
-    read_only: bool = False,
     on_ready: Callable[[DashboardServer], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Serve the dashboard of ``storage`` until SIGINT/SIGTERM (or ``stop`` is set).
+    """Serve ``server`` (from :func:`make_dashboard_server`) until SIGINT/SIGTERM, or until
+    ``stop`` is set, then shut it down.
 
     Signal handlers are installed only when called from the main thread; elsewhere, set
-    ``stop`` to end it. Arguments as in :func:`make_dashboard_server`; ``on_ready`` is
-    called once the socket listens (the CLI prints ``server.link`` there).
-
-    Raises:
-        StudyRunError: as :func:`make_dashboard_server`.
+    ``stop`` to end it. ``on_ready`` is called once the socket listens (the CLI prints
+    ``server.link`` there).
     """
-    server = make_dashboard_server(storage, host=host, port=port, token=token, read_only=read_only)
     if stop is None:
         stop = threading.Event()
     with on_stop_signals(lambda signum: stop.set()):
