@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from nas_objectives._errors import first_line
-from nas_objectives.data import DATASETS, DatasetError, TensorData, load_dataset
+from nas_objectives.data import (
+    DATASETS,
+    EMNIST_SPLITS,
+    FILE_DATASETS,
+    DatasetError,
+    TensorData,
+    load_dataset,
+)
 from nas_objectives.export import (
     ExportError,
     ExportEvaluation,
@@ -66,7 +73,9 @@ __all__ = [
     "CNN",
     "CONSTRAINABLE",
     "DATASETS",
+    "EMNIST_SPLITS",
     "FAMILIES",
+    "FILE_DATASETS",
     "MLP",
     "NORMS",
     "OBJECTIVES",

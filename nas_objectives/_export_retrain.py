@@ -65,6 +65,10 @@ class ExportEvaluation:
         return dataclasses.asdict(self)
 
 
+#: The :func:`load_dataset` arguments a manifest may store beside the name and val_fraction.
+DATASET_OPTIONS = ("path", "test_path", "image_size", "channels", "label", "split", "seed")
+
+
 def evaluate_export(
     export_dir: str | os.PathLike[str],
     *,
@@ -85,7 +89,12 @@ def evaluate_export(
         raise ExportError(
             f"{Path(export_dir) / MANIFEST_FILE}: invalid dataset.val_fraction {val_fraction!r}"
         )
-    data = load_dataset(ds["name"], device=device, data_dir=data_dir, val_fraction=val_fraction)
+    options = {k: ds[k] for k in DATASET_OPTIONS if k in ds}
+    if "image_size" in options:
+        options["image_size"] = tuple(options["image_size"])
+    data = load_dataset(
+        ds["name"], device=device, data_dir=data_dir, val_fraction=val_fraction, **options
+    )
     correct = (predict(model, data.x_test) == data.y_test).sum().item()
     prov = manifest.get("provenance", {})
     trial = prov.get("trial") if isinstance(prov, dict) else None

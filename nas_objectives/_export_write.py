@@ -74,6 +74,7 @@ def save_export(
     *,
     dataset: str,
     val_fraction: float,
+    dataset_options: Mapping[str, Any] | None = None,
     normalization: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
@@ -91,6 +92,9 @@ def save_export(
         dataset: Dataset name (:data:`~nas_objectives.DATASETS`); evaluation reads its test
             split with the same ``val_fraction``, which fixes the input normalisation.
         val_fraction: As above.
+        dataset_options: The other :func:`load_dataset` arguments that read the dataset
+            (``path``, ``image_size``, ``label``, ``seed``...), JSON-ready; those that are
+            None are left out. Evaluation passes them back.
         normalization: The per-channel ``mean`` and ``std`` that inputs are normalised
             with (:attr:`TensorData.mean`, :attr:`TensorData.std`), stored in
             ``architecture.json`` as ``input_normalization`` for deployment.
@@ -150,7 +154,11 @@ def save_export(
             "format": "nas-study-export",
             "format_version": FORMAT_VERSION,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "dataset": {"name": dataset, "val_fraction": float(val_fraction)},
+            "dataset": {
+                "name": dataset,
+                "val_fraction": float(val_fraction),
+                **{k: v for k, v in (dataset_options or {}).items() if v is not None},
+            },
             "params": n_params,
             "training": dict(training or {}),
             "provenance": dict(provenance or {}),

@@ -6,7 +6,16 @@ under test goes through the real reading path with no download and no mock:
 - :func:`write_mnist_like` writes MNIST / Fashion-MNIST IDX files
   (``<root>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``);
 - :func:`write_cifar10_like` writes the CIFAR-10 "python version" pickles
-  (``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``).
+  (``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``);
+- :func:`write_mnist_like` with ``folder="KMNIST"`` writes KMNIST (the same IDX files) and
+  :func:`write_emnist_like` EMNIST (``<root>/EMNIST/raw/emnist-<split>-{train,test}-*``);
+- :func:`write_cifar100_like` writes ``<root>/cifar-100-python/{train,test,meta}``;
+- :func:`write_svhn_like` writes SVHN's MATLAB files ``<root>/{train,test}_32x32.mat``.
+
+The user's own formats, as a user would make them:
+
+- :func:`write_image_folder` writes an ``ImageFolder`` tree of PNG or JPEG files;
+- :func:`write_table` writes ``(x, y)`` features and labels as ``.npz``, ``.pt`` or ``.csv``.
 
 The images are class-dependent (a bright patch whose position, and for CIFAR colour, depend
 on the label, over uniform noise), so a model trained on them learns something.
@@ -65,7 +74,7 @@ class FixtureArrays(NamedTuple):
 
 def write_mnist_like(
     root: str | os.PathLike[str],
-    folder: Literal["MNIST", "FashionMNIST"] = "MNIST",
+    folder: Literal["MNIST", "FashionMNIST", "KMNIST"] = "MNIST",
     n_train: int = 200,
     n_test: int = 50,
     seed: int = 0,
@@ -74,13 +83,13 @@ def write_mnist_like(
 
     Args:
         root: The ``root`` torchvision's ``MNIST`` / ``FashionMNIST`` is given.
-        folder: ``"MNIST"`` or ``"FashionMNIST"`` (the dataset class's name).
+        folder: ``"MNIST"``, ``"FashionMNIST"`` or ``"KMNIST"`` (the dataset class's name).
         n_train: Number of training images (``train-*`` files).
         n_test: Number of test images (``t10k-*`` files).
         seed: Seed for labels and noise; the same seed writes the same bytes.
     """
-    if folder not in ("MNIST", "FashionMNIST"):
-        raise ValueError(f"folder must be 'MNIST' or 'FashionMNIST', not {folder!r}")
+    if folder not in ("MNIST", "FashionMNIST", "KMNIST"):
+        raise ValueError(f"folder must be 'MNIST', 'FashionMNIST' or 'KMNIST', not {folder!r}")
     rng = np.random.default_rng(seed)
     x_train, y_train = _mnist_images(rng, n_train)
     x_test, y_test = _mnist_images(rng, n_test)
@@ -137,6 +146,151 @@ def write_cifar10_like(
     }
     _write_pickle(folder / "batches.meta", meta)
     return FixtureArrays(np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5])
+
+
+def write_emnist_like(
+    root: str | os.PathLike[str],
+    split: str = "balanced",
+    n_train: int = 200,
+    n_test: int = 50,
+    seed: int = 0,
+) -> FixtureArrays:
+    """Write EMNIST IDX files ``root/EMNIST/raw/emnist-<split>-{train,test}-*-ubyte``."""
+    rng = np.random.default_rng(seed)
+    x_train, y_train = _mnist_images(rng, n_train)
+    x_test, y_test = _mnist_images(rng, n_test)
+    raw = Path(root) / "EMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        prefix = f"emnist-{split}-{part}"
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", _IDX_UBYTE_RANK3, x)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", _IDX_UBYTE_RANK1, y.astype(np.uint8))
+    return FixtureArrays(x_train, y_train, x_test, y_test)
+
+
+def write_cifar100_like(
+    root: str | os.PathLike[str], n_train: int = 100, n_test: int = 50, seed: int = 0
+) -> FixtureArrays:
+    """Write CIFAR-100 python-version pickles ``root/cifar-100-python/{train,test,meta}``.
+
+    As in the real files, entries hold ``"fine_labels"`` and ``"coarse_labels"``, and
+    ``meta`` holds ``"fine_label_names"`` (100 of them; the fixture uses the first ten).
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for filename, n in (("train", n_train), ("test", n_test)):
+        x, y = _cifar_images(rng, n)
+        entry = {
+            "filenames": [f"{filename}_{i:05d}.png" for i in range(n)],
+            "batch_label": f"{filename}ing batch 1 of 1",
+            "fine_labels": [int(v) for v in y],
+            "coarse_labels": [int(v) // 5 for v in y],
+            "data": x.reshape(n, 3 * 32 * 32),
+        }
+        _write_pickle(folder / filename, entry)
+        out += [x, y]
+    meta = {
+        "fine_label_names": [f"class_{i:02d}" for i in range(100)],
+        "coarse_label_names": [f"super_{i:02d}" for i in range(20)],
+    }
+    _write_pickle(folder / "meta", meta)
+    return FixtureArrays(*out)
+
+
+def write_svhn_like(
+    root: str | os.PathLike[str], n_train: int = 100, n_test: int = 50, seed: int = 0
+) -> FixtureArrays:
+    """Write SVHN's cropped-digits MATLAB files ``root/{train,test}_32x32.mat``.
+
+    As in the real files, ``X`` is uint8 ``(32, 32, 3, N)`` and ``y`` is ``(N, 1)`` with
+    the digit 0 stored as label 10. The returned ``x_*`` are ``(N, 3, 32, 32)``.
+    """
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    out = []
+    for filename, n in (("train_32x32.mat", n_train), ("test_32x32.mat", n_test)):
+        x, y = _cifar_images(rng, n)
+        stored_y = np.where(y == 0, 10, y).astype(np.uint8).reshape(n, 1)
+        savemat(str(Path(root) / filename), {"X": x.transpose(2, 3, 1, 0), "y": stored_y})
+        out += [x, y]
+    return FixtureArrays(*out)
+
+
+def write_image_folder(
+    root: str | os.PathLike[str],
+    classes: tuple[str, ...] = ("cat", "dog", "owl"),
+    n_per_class: int = 8,
+    size: tuple[int, int] = (12, 10),
+    mode: Literal["RGB", "L"] = "RGB",
+    suffix: Literal[".png", ".jpg"] = ".png",
+    seed: int = 0,
+) -> Path:
+    """Write ``root/<class>/<i><suffix>`` images (``size`` is (height, width)); returns ``root``.
+
+    Each class is a different brightness, so a model trained on them learns something.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for c, name in enumerate(classes):
+        folder = Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            base = 40 + 160 * c // max(1, len(classes) - 1)
+            shape = (h, w, 3) if mode == "RGB" else (h, w)
+            pixels = np.clip(base + rng.integers(-20, 20, size=shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode=mode).save(folder / f"{i:03d}{suffix}")
+    return Path(root)
+
+
+def separable_table(
+    n: int = 60, n_features: int = 4, n_classes: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``(n, n_features)`` float32 and balanced labels ``(n,)`` in ``[0, n_classes)``."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % n_classes).astype(np.int64)
+    x = rng.normal(size=(n, n_features)).astype(np.float32)
+    x[:, 0] += 3.0 * y  # the first feature separates the classes
+    return x, y
+
+
+def write_table(
+    path: str | os.PathLike[str],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    label: str = "target",
+    **extra: np.ndarray,
+) -> Path:
+    """Write ``x``/``y`` (and ``extra`` arrays such as ``x_test``) to ``.npz``, ``.pt`` or ``.csv``.
+
+    A CSV gets a header ``f0, f1, ..., <label>``; ``y`` may hold strings there.
+    """
+    import csv
+
+    import torch
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix == ".npz":
+        np.savez(p, **{"x": x, "y": y, **extra})  # type: ignore[arg-type]
+    elif p.suffix == ".pt":
+        arrays = {"x": x, "y": y, **extra}
+        torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}, p)
+    elif p.suffix == ".csv":
+        with p.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([*(f"f{j}" for j in range(x.shape[1])), label])
+            for row, target in zip(x.tolist(), y.tolist(), strict=True):
+                writer.writerow([*row, target])
+    else:
+        raise ValueError(f"unknown suffix {p.suffix!r}")
+    return p
 
 
 def _labels(rng: np.random.Generator, n: int) -> np.ndarray:

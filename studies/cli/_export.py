@@ -98,6 +98,8 @@ def command_export(args: argparse.Namespace, url: str) -> int:
         device=device,
         data_dir=args.data_dir or spec.dataset.data_dir,
         val_fraction=spec.dataset.val_fraction,
+        seed=spec.seed,
+        **spec.dataset.reader_options(),
     )
     layout, settings = replay_trial(spec, trial, data)
     # The trial stores the seed it trained with (a `run --seed` included); older trials
@@ -136,6 +138,7 @@ def command_export(args: argparse.Namespace, url: str) -> int:
         layout,
         dataset=spec.dataset.name,
         val_fraction=spec.dataset.val_fraction,
+        dataset_options={**spec.dataset.reader_options(), "seed": spec.seed},
         normalization={"mean": list(data.mean), "std": list(data.std)},
         training={
             "seed": seed,

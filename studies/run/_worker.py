@@ -182,6 +182,9 @@ def run_study(
         device=dev,
         data_dir=opts.data_dir or spec.dataset.data_dir,
         val_fraction=spec.dataset.val_fraction,
+        seed=spec.seed,  # the study file's: every worker, and export, splits alike
+        family=objective_cfg.space.model.family,
+        **spec.dataset.reader_options(),
     )
     study = open_study(
         spec, storage, study_name=opts.study_name, seed=objective_cfg.seed + opts.worker_index

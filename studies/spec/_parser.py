@@ -15,7 +15,9 @@ from nas_objectives import (
     ACTIVATIONS,
     CONSTRAINABLE,
     DATASETS,
+    EMNIST_SPLITS,
     FAMILIES,
+    FILE_DATASETS,
     NORMS,
     OBJECTIVES,
     OPTIMIZER_HYPERPARAMETERS,
@@ -58,6 +60,28 @@ _TOP = {
     "seed",
     "heartbeat",
 }
+
+
+# [dataset] fields: every kind has the first set; the others only for the kinds named.
+_DATASET_FIELDS = (
+    {"name", "val_fraction"},
+    {"data_dir"},  # torchvision datasets (and digits, which ignores it)
+    {"path"},  # image_folder, tensors, csv
+    {"test_path", "image_size", "channels"},  # image_folder
+    {"label"},  # csv
+    {"split"},  # emnist
+)
+
+
+def _dataset_fields(name: str) -> set[str]:
+    common, torchvision, files, images, csv, emnist = _DATASET_FIELDS
+    if name == "image_folder":
+        return common | files | images
+    if name == "tensors":
+        return common | files
+    if name == "csv":
+        return common | files | csv
+    return common | torchvision | (emnist if name == "emnist" else set())
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -154,23 +178,86 @@ class _Parser(FieldReader):
             source=data,
         )
 
-    def dataset(self, data: Mapping[str, Any]) -> DatasetSpec:
+    def dataset(self, data: dict[str, Any]) -> DatasetSpec:
         raw = data.get("dataset")
         if isinstance(raw, str):  # shorthand: dataset = "digits"
             raw = {"name": raw}
         if raw is None:
             raise self.fail("dataset", "is required")
-        t = self.table({"dataset": raw}, "dataset", "dataset", {"name", "val_fraction", "data_dir"})
+        t = self.table({"dataset": raw}, "dataset", "dataset", set().union(*_DATASET_FIELDS))
         name = t.get("name")
         if name not in DATASETS:
             raise self.fail("dataset.name", f"unknown dataset (known: {', '.join(DATASETS)})", name)
+        allowed = _dataset_fields(name)
+        for k in t:
+            if k not in allowed:
+                raise self.fail(
+                    f"dataset.{k}",
+                    f"not a field of {name!r} datasets (its fields: {', '.join(sorted(allowed))})",
+                    t[k],
+                )
         val = t.get("val_fraction", 0.2)
         if not 0 < self.number(val, "dataset.val_fraction") < 1:
             raise self.fail("dataset.val_fraction", "must be between 0 and 1", val)
         data_dir = t.get("data_dir")
         if data_dir is not None and not isinstance(data_dir, str):
             raise self.fail("dataset.data_dir", "must be a path string", data_dir)
-        return DatasetSpec(name, float(val), data_dir)
+        if name in FILE_DATASETS and "path" not in t:
+            raise self.fail("dataset.path", f"is required for {name!r} datasets")
+        if name == "csv" and "label" not in t:
+            raise self.fail("dataset.label", "is required for 'csv' datasets (the class column)")
+        path, test_path = (self.data_path(t, k) for k in ("path", "test_path"))
+        if path is not None:
+            # The stored copy of the file names the resolved files, so `export` run from
+            # any folder reads what the study trained on.
+            data["dataset"] = {**t, "path": path} | ({"test_path": test_path} if test_path else {})
+        label = t.get("label")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise self.fail("dataset.label", "must be a column name", label)
+        split = t.get("split", "balanced" if name == "emnist" else None)
+        if split is not None and split not in EMNIST_SPLITS:
+            raise self.fail(
+                "dataset.split", f"unknown EMNIST split (known: {', '.join(EMNIST_SPLITS)})", split
+            )
+        return DatasetSpec(
+            name,
+            float(val),
+            data_dir,
+            path=path,
+            test_path=test_path,
+            image_size=self.image_size(t.get("image_size")),
+            channels=self.channels(t.get("channels")),
+            label=label.strip() if label is not None else None,
+            split=split,
+        )
+
+    def data_path(self, t: Mapping[str, Any], key: str) -> str | None:
+        value = t.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"dataset.{key}", "must be a path string", value)
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            # Relative to the study file's folder; a study parsed from text has none.
+            base = Path.cwd() if self.path == "<memory>" else Path(self.path).parent
+            p = base / p
+        return str(p.absolute())
+
+    def image_size(self, value: Any) -> tuple[int, int] | None:
+        if value is None:
+            return None
+        ok = isinstance(value, list) and len(value) == 2
+        if not ok or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise self.fail("dataset.image_size", "must be [height, width] in pixels", value)
+        if not all(1 <= v <= 4096 for v in value):
+            raise self.fail("dataset.image_size", "must lie within [1, 4096]", value)
+        return (value[0], value[1])
+
+    def channels(self, value: Any) -> int | None:
+        if value is not None and (value not in (1, 3) or isinstance(value, bool)):
+            raise self.fail("dataset.channels", "must be 1 (grayscale) or 3 (RGB)", value)
+        return value
 
     def model(self, data: Mapping[str, Any]) -> ModelSpace:
         allowed = {"family", "depth", "width", "activation", "norm", "dropout"}

@@ -12,11 +12,32 @@ from nas_objectives.record import Direction
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Which dataset, how much of its training split validates, and where its files are."""
+    """Which dataset, how much of its training split validates, and where its files are.
+
+    ``path`` and ``test_path`` are absolute (resolved against the study file's folder).
+    Each other field is set only for the kinds that use it (see the README's Datasets).
+    """
 
     name: str
     val_fraction: float = 0.2
     data_dir: str | None = None
+    path: str | None = None
+    test_path: str | None = None
+    image_size: tuple[int, int] | None = None
+    channels: int | None = None
+    label: str | None = None
+    split: str | None = None
+
+    def reader_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``nas_objectives.load_dataset`` that read the files."""
+        return {
+            "path": self.path,
+            "test_path": self.test_path,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "label": self.label,
+            "split": self.split,
+        }
 
 
 @dataclass(frozen=True)

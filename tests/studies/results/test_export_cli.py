@@ -77,7 +77,7 @@ def test_export_then_evaluate_round_trip(
     assert manifest["training"]["seed"] == trial.user_attrs["seed"]  # as the trial trained
     assert manifest["training"]["epochs"] == 2  # the epochs the trial ran
     assert manifest["training"]["optimizer_settings"] == trial.user_attrs["optimizer_settings"]
-    assert manifest["dataset"] == {"name": "digits", "val_fraction": 0.2}
+    assert manifest["dataset"] == {"name": "digits", "val_fraction": 0.2, "seed": 0}
     arch = json.loads((out / "architecture.json").read_text())
     assert arch["layout"] == trial.user_attrs["layout"]
 

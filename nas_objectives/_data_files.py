@@ -1,0 +1,328 @@
+"""The user's own data: an image folder, a tensor file or a CSV table.
+
+Every reader returns :class:`RawData`: float ``(N, C, H, W)`` features (tabular ``(N, F)``
+data as ``(N, F, 1, 1)``, which the MLP flattens), int64 labels in ``0..K-1``, the class
+names, and whichever validation/test splits the files provide. Splitting and normalising
+are :mod:`nas_objectives.data`'s job. Every problem is one line naming the file, the
+study-file field and the value.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import math
+import zipfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas_objectives._data_errors import DatasetError, data_error
+from nas_objectives._errors import first_line
+
+FILE_DATASETS = ("image_folder", "tensors", "csv")
+TENSOR_SUFFIXES = (".npz", ".pt", ".safetensors")
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Unnormalised splits as read; ``None`` where the files do not provide the split."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor | None
+    y_val: torch.Tensor | None
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+    classes: tuple[str, ...]
+    tabular: bool = False
+
+
+# -- image folders -------------------------------------------------------------------------
+
+
+def read_image_folder(
+    path: Path,
+    *,
+    test_path: Path | None = None,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+) -> RawData:
+    """torchvision's ``ImageFolder`` layout (``path/<class>/<image>``), decoded once."""
+    x, y, classes, channels = _decode_folder(path, "dataset.path", image_size, channels)
+    x_test = y_test = None
+    if test_path is not None:
+        x_test, y_test_raw, test_classes, _ = _decode_folder(
+            test_path, "dataset.test_path", image_size, channels
+        )
+        unknown = sorted(set(test_classes) - set(classes))
+        if unknown:
+            raise data_error(
+                test_path, "dataset.test_path", "class folders missing from dataset.path", unknown
+            )
+        # Map test labels by class name: the test folder may lack some classes.
+        index = torch.tensor([classes.index(c) for c in test_classes], dtype=torch.long)
+        y_test = index[y_test_raw]
+        if x_test.shape[1:] != x.shape[1:]:
+            raise data_error(
+                test_path,
+                "dataset.image_size",
+                f"test images are {tuple(x_test.shape[1:])}, training images "
+                f"{tuple(x.shape[1:])}; set image_size",
+                None,
+            )
+    _need_two_classes(path, "dataset.path", classes)
+    return RawData(x, y, None, None, x_test, y_test, classes)
+
+
+def _decode_folder(
+    root: Path, field: str, image_size: tuple[int, int] | None, channels: int | None
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], int]:
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    if not root.is_dir():
+        raise data_error(root, field, "no such folder", str(root))
+    try:
+        # torchvision finds the classes (sorted folder names) and the image files; our
+        # loader keeps the image's own mode so grayscale stays one channel.
+        folder = ImageFolder(str(root), loader=_open_image)
+    except (FileNotFoundError, OSError) as exc:
+        raise data_error(root, field, first_line(exc), str(root)) from None
+    paths = [p for p, _ in folder.samples]
+    if channels is None:
+        first = _open_image(paths[0])
+        channels = 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
+    mode = "L" if channels == 1 else "RGB"
+
+    def decode(p: str) -> np.ndarray:
+        try:
+            img = folder.loader(p).convert(mode)
+        except OSError as exc:  # PIL: unidentified, truncated or corrupt image
+            raise data_error(p, field, f"unreadable image ({first_line(exc)})") from None
+        if image_size is not None:
+            img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+        a = np.asarray(img, dtype=np.uint8)
+        return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+    # PIL releases the GIL while decoding, so threads decode in parallel.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        arrays = list(pool.map(decode, paths))
+    shape = arrays[0].shape
+    for p, a in zip(paths, arrays, strict=True):
+        if a.shape != shape:
+            raise data_error(
+                p,
+                "dataset.image_size",
+                f"images differ in size ({paths[0]} is {shape[2]}x{shape[1]}, this one "
+                f"{a.shape[2]}x{a.shape[1]}); set image_size = [height, width]",
+                None,
+            )
+    x = torch.from_numpy(np.stack(arrays)).float() / 255.0
+    y = torch.tensor(folder.targets, dtype=torch.long)
+    return x, y, tuple(folder.classes), channels
+
+
+def _open_image(path: str) -> Any:
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        img = Image.open(f)
+        img.load()  # decode now, while the file is open; raises on a truncated file
+    return img
+
+
+# -- tensor files --------------------------------------------------------------------------
+
+
+def read_tensor_file(path: Path) -> RawData:
+    """``x``/``y`` (and optional ``x_val``/``y_val``, ``x_test``/``y_test``) from a file."""
+    arrays = _read_arrays(path)
+    splits: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    for suffix in ("", "_val", "_test"):
+        xk, yk = f"x{suffix}", f"y{suffix}"
+        if xk not in arrays and yk not in arrays and suffix:
+            splits[suffix] = None
+            continue
+        for k in (xk, yk):
+            if k not in arrays:
+                raise data_error(
+                    path, "dataset.path", f"no array {k!r} (arrays: {', '.join(sorted(arrays))})"
+                )
+        splits[suffix] = (_features(path, xk, arrays[xk]), _whole_labels(path, yk, arrays[yk]))
+        if len(splits[suffix][0]) != len(splits[suffix][1]):  # type: ignore[index]
+            raise data_error(
+                path,
+                "dataset.path",
+                f"{xk} has {len(arrays[xk])} rows but {yk} has {len(arrays[yk])}",
+                None,
+            )
+    present = {k: v for k, v in splits.items() if v is not None}
+    shapes = {k: v[0].shape[1:] for k, v in present.items()}
+    if len(set(shapes.values())) > 1:
+        raise data_error(path, "dataset.path", "x arrays differ in shape per sample", shapes)
+    # One label mapping over all splits: sorted unique values -> 0..K-1.
+    values = np.unique(np.concatenate([v[1] for v in present.values()]))
+    classes = tuple(str(v) for v in values)
+    _need_two_classes(path, "dataset.path", classes)
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {}
+    for k, v in splits.items():
+        if v is None:
+            tensors[k] = None
+            continue
+        x = torch.from_numpy(np.ascontiguousarray(v[0], dtype=np.float32))
+        x = x.reshape(*x.shape, 1, 1) if x.ndim == 2 else x
+        tensors[k] = (x, torch.from_numpy(np.searchsorted(values, v[1]).astype(np.int64)))
+    train, val, test = tensors[""], tensors["_val"], tensors["_test"]
+    assert train is not None
+    return RawData(
+        train[0],
+        train[1],
+        val[0] if val else None,
+        val[1] if val else None,
+        test[0] if test else None,
+        test[1] if test else None,
+        classes,
+        tabular=present[""][0].ndim == 2,
+    )
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise data_error(path, "dataset.path", "no such file", str(path))
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        if suffix == ".pt":
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(obj, Mapping):
+                kind = type(obj).__name__
+                raise data_error(path, "dataset.path", "a .pt file must hold a dict", kind)
+            return {str(k): _as_array(path, str(k), v) for k, v in obj.items()}
+        if suffix == ".safetensors":
+            try:
+                st = importlib.import_module("safetensors.numpy")
+            except ImportError:
+                raise data_error(
+                    path, "dataset.path", "reading .safetensors needs the safetensors package"
+                ) from None
+            return dict(st.load_file(str(path)))
+    except DatasetError:
+        raise
+    except (OSError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
+        raise data_error(path, "dataset.path", f"unreadable file ({first_line(exc)})") from None
+    raise data_error(
+        path, "dataset.path", f"unknown file type; use {', '.join(TENSOR_SUFFIXES)}", suffix
+    )
+
+
+def _as_array(path: Path, key: str, value: object) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    raise data_error(path, "dataset.path", f"{key!r} is not a tensor", type(value).__name__)
+
+
+def _features(path: Path, key: str, x: np.ndarray) -> np.ndarray:
+    if x.ndim not in (2, 4):
+        raise data_error(
+            path, "dataset.path", f"{key} must be (N, C, H, W) or (N, F)", tuple(x.shape)
+        )
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise data_error(path, "dataset.path", f"{key} must be numeric", str(x.dtype))
+    if not np.isfinite(x).all():
+        raise data_error(path, "dataset.path", f"{key} holds NaN or infinite values")
+    return x
+
+
+def _whole_labels(path: Path, key: str, y: np.ndarray) -> np.ndarray:
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1:
+        raise data_error(path, "dataset.path", f"{key} must be (N,)", tuple(y.shape))
+    if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if not bad.any():
+            return y.astype(np.int64)
+        raise data_error(
+            path, "dataset.path", f"{key}: labels must be whole numbers", float(y[bad][0])
+        )
+    raise data_error(path, "dataset.path", f"{key}: labels must be whole numbers", str(y.dtype))
+
+
+# -- CSV -----------------------------------------------------------------------------------
+
+
+def read_csv(path: Path, label: str) -> RawData:
+    """A table with a header row: the ``label`` column is the class, the rest features."""
+    if not path.is_file():
+        raise data_error(path, "dataset.path", "no such file", str(path))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise data_error(path, "dataset.path", f"unreadable CSV ({first_line(exc)})") from None
+    if not rows:
+        raise data_error(path, "dataset.path", "empty CSV: no header row")
+    header = [h.strip() for h in rows[0]]
+    if label not in header:
+        raise data_error(
+            path, "dataset.label", f"no such column (columns: {', '.join(header)})", label
+        )
+    li = header.index(label)
+    features, labels = [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise data_error(
+                path, f"line {line}", f"{len(row)} cells, the header has {len(header)}", None
+            )
+        values = []
+        for j, cell in enumerate(row):
+            if j == li:
+                continue
+            try:
+                v = float(cell)
+            except ValueError:
+                v = math.nan
+            if not math.isfinite(v):
+                raise data_error(
+                    path,
+                    f"column {header[j]!r}, line {line}",
+                    f"not a number; every column but dataset.label = {label!r} must be numeric",
+                    cell,
+                )
+            values.append(v)
+        features.append(values)
+        labels.append(row[li].strip())
+    if not labels:
+        raise data_error(path, "dataset.path", "no data rows under the header")
+    classes = _sorted_classes(labels)
+    _need_two_classes(path, "dataset.label", classes)
+    index = {c: i for i, c in enumerate(classes)}
+    x = torch.tensor(features, dtype=torch.float32).reshape(len(labels), -1, 1, 1)
+    y = torch.tensor([index[v] for v in labels], dtype=torch.long)
+    return RawData(x, y, None, None, None, None, classes, tabular=True)
+
+
+def _sorted_classes(labels: list[str]) -> tuple[str, ...]:
+    unique = set(labels)
+    try:  # numeric labels sort as numbers (2 before 10), others as text
+        return tuple(sorted(unique, key=float))
+    except ValueError:
+        return tuple(sorted(unique))
+
+
+def _need_two_classes(path: Path, field: str, classes: tuple[str, ...]) -> None:
+    if len(classes) < 2:
+        raise data_error(path, field, "a classifier needs at least 2 classes", list(classes))
