@@ -9,6 +9,8 @@ What is measured, in one run, on the same data, model and optimizer:
     with ``ToTensor()`` + ``Normalize`` per sample, ``DataLoader(shuffle=True)`` with the
     default ``num_workers=0``, each batch moved to the device, ``AdamW``,
     ``optimizer.zero_grad()`` and ``loss.item()`` accumulated every step, in fp32.
+(c) **trainer_augmented**: (a) again, with ``augment=("flip", "crop")`` (batched on the
+    device, see ``nas_objectives/_augment.py``), as a ratio against (a) in the same run.
 
 Both train an MLP 784-256-128-10 (ReLU) from the same initial weights with AdamW, lr 1e-3,
 weight decay 0, at the same batch size. The data are synthetic but in the real format:
@@ -86,7 +88,12 @@ def _model(seed: int) -> nn.Module:
 
 
 def bench_trainer(
-    root: Path, device: torch.device, batch_size: int, epochs: int, seed: int
+    root: Path,
+    device: torch.device,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    augment: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Time :func:`nas_objectives.train` on ``root``'s Fashion-MNIST files."""
     _sync(device)
@@ -104,7 +111,9 @@ def bench_trainer(
 
     settings = OptimizerSettings("adamw", lr=LR, batch_size=batch_size)
     start = time.perf_counter()
-    result = train(model, settings, data, epochs=epochs, seed=seed, on_epoch=on_epoch)
+    result = train(
+        model, settings, data, epochs=epochs, seed=seed, on_epoch=on_epoch, augment=augment
+    )
     _sync(device)
     n = len(data.x_train)
     steps = max(1, n // min(batch_size, n))  # train() drops the ragged last batch
@@ -119,6 +128,7 @@ def bench_trainer(
         "epoch_seconds": [b - a for a, b in zip([start, *stamps[:-1]], stamps, strict=True)],
         "samples_per_s": samples / result.train_seconds,
         "load_seconds": load_seconds,
+        "augment": list(augment),
         "final_train_loss": result.history[-1].train_loss,
         "final_val_accuracy": result.history[-1].val_accuracy,
         "test_accuracy": accuracy,
@@ -251,8 +261,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             label: bench(root, device, args.batch_size, epochs, args.seed)
             for label, bench, epochs in runs
         }
+        results["trainer_augmented"] = bench_trainer(
+            root, device, args.batch_size, args.epochs, args.seed, augment=("flip", "crop")
+        )
 
     trainer, loader = results["trainer"], results["dataloader"]
+    augmented = results["trainer_augmented"]
     report: dict[str, Any] = {
         "benchmark": "train_throughput",
         "device": str(device),
@@ -277,6 +291,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "epochs": {"trainer": args.epochs, "dataloader": args.baseline_epochs},
         "trainer": trainer,
         "dataloader": loader,
+        # Batched flip + crop on the device, against the same trainer without it.
+        "trainer_augmented_samples_per_s": augmented["samples_per_s"],
+        "ratio_augmented_over_trainer": augmented["samples_per_s"] / trainer["samples_per_s"],
+        "trainer_augmented": augmented,
     }
     write_report(report, args.out)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,16 @@ def retrain(
     *,
     epochs: int,
     seed: int,
+    augment: Sequence[str] = (),
 ) -> tuple[nn.Module, TrainResult]:
     """Build ``layout`` and train it on ``data``'s training **and** validation splits.
 
     The model is initialised exactly as a trial initialises it (``torch.manual_seed(seed)``
     right before :func:`build_model`) and trained by :func:`nas_objectives.train` with the
-    same ``seed``; the caller's global RNG state is left unchanged. The validation split
-    is still what ``train`` reports per epoch, but it is now seen in training, so that
-    figure is a training accuracy. Returns the model in eval mode, on ``data``'s device.
+    same ``seed`` and ``augment`` (the study's ``[dataset] augment``); the caller's global
+    RNG state is left unchanged. The validation split is still what ``train`` reports per
+    epoch, but it is now seen in training, so that figure is a training accuracy. Returns
+    the model in eval mode, on ``data``'s device.
     """
     merged = dataclasses.replace(
         data,
@@ -45,7 +48,7 @@ def retrain(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(layout)
-    result = train(model, settings, merged, epochs=epochs, seed=seed)
+    result = train(model, settings, merged, epochs=epochs, seed=seed, augment=augment)
     return model.eval(), result
 
 

@@ -12,6 +12,7 @@ import optuna
 import torch
 
 from nas_objectives import record
+from nas_objectives._augment import check_augment
 from nas_objectives._errors import first_line
 from nas_objectives.data import TensorData
 from nas_objectives.metrics import (
@@ -63,6 +64,8 @@ class ObjectiveConfig:
         seed: Base seed; trial ``n`` initialises and shuffles with ``seed + n``.
         constraints: Upper bounds, e.g. ``{"params": 50_000}``; a trial over a bound is
             recorded as infeasible through :meth:`optuna.trial.Trial.set_constraint`.
+        augment: Augmentations applied to every training batch, all of them (``"flip"``,
+            ``"crop"``); none by default.
     """
 
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -70,6 +73,7 @@ class ObjectiveConfig:
     epochs: int = 10
     seed: int = 0
     constraints: Mapping[str, float] = field(default_factory=dict)
+    augment: tuple[str, ...] = ()
 
     @property
     def directions(self) -> list[Direction]:
@@ -104,6 +108,8 @@ class Objective:
         stop: threading.Event | None = None,
         epoch_pruner: EpochPruner | None = None,
     ) -> None:
+        # Refuse augmentation of tabular data now, before any trial runs.
+        check_augment(config.augment, data.input_shape)
         self.config = config
         self.data = data
         self.stop = stop
@@ -186,7 +192,14 @@ class Objective:
                     prune(ep.epoch, reason)
 
         result = train(
-            model, settings, data, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch, stop=self.stop
+            model,
+            settings,
+            data,
+            epochs=cfg.epochs,
+            seed=seed,
+            on_epoch=on_epoch,
+            stop=self.stop,
+            augment=cfg.augment,
         )
         if epoch_pruner is None:  # else the last epoch already stored the whole curve
             trial.set_user_attr(record.VAL_ACCURACY, curve)

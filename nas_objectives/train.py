@@ -6,12 +6,13 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from nas_objectives._augment import augment_batch, check_augment
 from nas_objectives.data import TensorData
 from nas_objectives.space import OptimizerSettings
 
@@ -122,6 +123,11 @@ def _batches(
         yield perm[i * batch_size : (i + 1) * batch_size]
 
 
+# Added to the training seed for the augmentation generator, so its stream is not the
+# batch-order generator's (a generator seeded alike would draw correlated numbers).
+_AUGMENT_SEED_OFFSET = 0x5EED_A06
+
+
 def train(
     model: nn.Module,
     settings: OptimizerSettings,
@@ -131,6 +137,7 @@ def train(
     seed: int = 0,
     on_epoch: Callable[[EpochResult], None] | None = None,
     stop: threading.Event | None = None,
+    augment: Sequence[str] = (),
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split for ``epochs`` epochs.
 
@@ -138,11 +145,14 @@ def train(
     syncs once per epoch, to read the loss and validation accuracy. ``on_epoch`` is
     called after every epoch (a pruning callback raises from there to stop). ``seed`` fixes
     the batch order and the dropout masks; the caller's global RNG state is left unchanged.
-    Setting ``stop`` ends training before the next step.
+    Setting ``stop`` ends training before the next step. ``augment`` names augmentations
+    (``"flip"``, ``"crop"``) applied to every training batch on the device, drawn from a
+    generator seeded from ``seed``; validation batches are never augmented.
 
     Raises:
         NonFiniteLossError: the epoch's mean training loss is NaN or infinite.
         TrainingStoppedError: ``stop`` was set.
+        DatasetError: ``augment`` holds an unknown name, or ``data`` is tabular.
 
     Example:
         >>> from nas_objectives import build_model, load_dataset
@@ -153,6 +163,7 @@ def train(
         >>> r.history[-1].val_accuracy > 0.9
         True
     """
+    augment = check_augment(augment, data.input_shape)
     device = data.device
     model.to(device).train()
     x, y = data.x_train, data.y_train
@@ -162,6 +173,8 @@ def train(
     scheduler = make_scheduler(optimizer, settings, steps * epochs)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     gen = torch.Generator(device=device).manual_seed(seed)
+    # A generator of its own, so the batch order does not depend on the augmentation.
+    aug_gen = torch.Generator(device=device).manual_seed(seed + _AUGMENT_SEED_OFFSET)
     result = TrainResult()
     # Dropout draws from the global RNG: seed it too, so ``seed`` alone fixes the run, and
     # fork it so the caller's RNG state is left as it was.
@@ -173,8 +186,9 @@ def train(
             for idx in _batches(len(y), batch_size, gen, device):
                 if stop is not None and stop.is_set():  # a flag read: no device sync
                     raise TrainingStoppedError("worker stopped")
+                xb = augment_batch(x[idx], augment, aug_gen) if augment else x[idx]
                 with _autocast(device):
-                    loss = loss_fn(model(x[idx]), y[idx])
+                    loss = loss_fn(model(xb), y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

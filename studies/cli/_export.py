@@ -120,7 +120,9 @@ def command_export(args: argparse.Namespace, url: str) -> int:
         device,
     )
     try:
-        model, result = retrain(layout, settings, data, epochs=epochs, seed=seed)
+        model, result = retrain(
+            layout, settings, data, epochs=epochs, seed=seed, augment=spec.objective.augment
+        )
     except TrainingError as exc:  # a NaN loss, say: the trial's settings, not a bug here
         raise ExportError(f"trial {trial.number}: retraining failed: {exc}") from None
     n_params = count_params(model)

@@ -13,6 +13,7 @@ from typing import Any
 
 from nas_objectives import (
     ACTIVATIONS,
+    AUGMENTATIONS,
     CONSTRAINABLE,
     DATASETS,
     EMNIST_SPLITS,
@@ -70,18 +71,19 @@ _DATASET_FIELDS = (
     {"test_path", "image_size", "channels"},  # image_folder
     {"label"},  # csv
     {"split"},  # emnist
+    {"augment"},  # every kind that can hold images: all but csv
 )
 
 
 def _dataset_fields(name: str) -> set[str]:
-    common, torchvision, files, images, csv, emnist = _DATASET_FIELDS
+    common, torchvision, files, images, csv, emnist, augment = _DATASET_FIELDS
     if name == "image_folder":
-        return common | files | images
+        return common | files | images | augment
     if name == "tensors":
-        return common | files
+        return common | files | augment  # tabular tensors are refused when loaded
     if name == "csv":
         return common | files | csv
-    return common | torchvision | (emnist if name == "emnist" else set())
+    return common | torchvision | augment | (emnist if name == "emnist" else set())
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -150,12 +152,14 @@ class _Parser(FieldReader):
         space = SearchSpace(
             model=model, optimizers=self.optimizers(data), training=self.training(data)
         )
+        dataset = self.dataset(data)  # first: it refuses augment where a kind has none
         objective = ObjectiveConfig(
             space=space,
             objectives=tuple(objectives),
             epochs=self.positive_int(data, "epochs", 10),
             seed=int(seed),
             constraints=self.constraints(data),
+            augment=self.augment(data),
         )
         pruner = self.component(data, "pruner", PRUNERS, "none")
         if pruner.name in OPTUNA_PRUNERS[1:] and len(objectives) > 1:
@@ -167,7 +171,7 @@ class _Parser(FieldReader):
         return StudySpec(
             name=name.strip(),
             description=description,
-            dataset=self.dataset(data),
+            dataset=dataset,
             objective=objective,
             sampler=self.component(data, "sampler", SAMPLERS, "tpe"),
             pruner=pruner,
@@ -230,6 +234,22 @@ class _Parser(FieldReader):
             label=label.strip() if label is not None else None,
             split=split,
         )
+
+    def augment(self, data: Mapping[str, Any]) -> tuple[str, ...]:
+        raw = data.get("dataset")
+        value = raw.get("augment", []) if isinstance(raw, dict) else []
+        if not isinstance(value, list):
+            raise self.fail(
+                "dataset.augment", f"must be a list, from {', '.join(AUGMENTATIONS)}", value
+            )
+        for a in value:
+            if a not in AUGMENTATIONS:
+                known = ", ".join(AUGMENTATIONS)
+                raise self.fail("dataset.augment", f"unknown augmentation (known: {known})", a)
+        if len(set(value)) != len(value):
+            raise self.fail("dataset.augment", "augmentations must be distinct", value)
+        # All of them apply, in a fixed order: a list here is not a searched choice.
+        return tuple(a for a in AUGMENTATIONS if a in value)
 
     def data_path(self, t: Mapping[str, Any], key: str) -> str | None:
         value = t.get(key)
