@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nas_objectives._augment import AUGMENTATIONS
 from nas_objectives._errors import first_line
 from nas_objectives.data import (
     DATASETS,
@@ -10,6 +11,7 @@ from nas_objectives.data import (
     DatasetError,
     TensorData,
     load_dataset,
+    tensor_data_from_arrays,
 )
 from nas_objectives.export import (
     ExportError,
@@ -70,6 +72,7 @@ from nas_objectives.train import (
 
 __all__ = [
     "ACTIVATIONS",
+    "AUGMENTATIONS",
     "CNN",
     "CONSTRAINABLE",
     "DATASETS",
@@ -123,5 +126,6 @@ __all__ = [
     "retrain",
     "save_export",
     "suggest",
+    "tensor_data_from_arrays",
     "train",
 ]

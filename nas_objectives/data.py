@@ -19,6 +19,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from nas_objectives._data_errors import DatasetError, data_error
 from nas_objectives._data_files import (
     FILE_DATASETS,
     RawData,
+    _features,
+    _need_two_classes,
+    _sorted_classes,
+    _whole_labels,
     read_csv,
     read_image_folder,
     read_tensor_file,
@@ -143,15 +148,127 @@ def load_dataset(
             else:
                 _cache[key] = _load_uncached(name, dev, root, val_fraction, download, split)
         data = _cache[key]
+    _check_family(data, files[0] or name, family)
+    return data
+
+
+def _check_family(data: TensorData, source: object, family: str | None) -> None:
+    """Refuse a CNN (any family but ``mlp``) on tabular ``(N, F, 1, 1)`` data."""
     if family not in (None, "mlp") and data.input_shape[1:] == (1, 1):
         raise data_error(
-            files[0] or name,
+            source,
             "model.family",
             f"a {family} needs images, but this dataset holds tabular features "
             f'{data.input_shape[:1]}; use family = "mlp"',
             family,
         )
+
+
+def tensor_data_from_arrays(
+    x: Any,
+    y: Any,
+    *,
+    x_val: Any = None,
+    y_val: Any = None,
+    x_test: Any = None,
+    y_test: Any = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    name: str = "arrays",
+    family: str | None = None,
+) -> TensorData:
+    """Arrays already in memory (numpy arrays or torch tensors) as :class:`TensorData`.
+
+    The same checks, splits and normalisation as a ``tensors`` file holding the same
+    arrays: ``x`` is ``(N, C, H, W)`` or tabular ``(N, F)`` (which becomes
+    ``(N, F, 1, 1)``); ``y`` is ``(N,)`` class labels, whole numbers or strings, mapped to
+    ``0..K-1`` in sorted order (numbers as numbers), with ``classes`` naming them. Splits
+    given as ``x_val``/``y_val`` or ``x_test``/``y_test`` are used as given; the others
+    are carved from ``x``/``y`` (20% for test, then ``val_fraction`` of the rest),
+    stratified and seeded with ``seed``. Nothing is cached. ``name`` labels the data and
+    its error messages; ``family``, when given, refuses a CNN on tabular data.
+
+    Raises:
+        DatasetError: one line naming the argument and the value, e.g. arrays of different
+            lengths, a single class, non-whole float labels, NaN or infinite features.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> d = tensor_data_from_arrays(rng.normal(size=(50, 3)), np.arange(50) % 2)
+        >>> d.input_shape, d.num_classes, d.classes, len(d.x_test)
+        ((3, 1, 1), 2, ('0', '1'), 10)
+    """
+    given = {"": (x, y), "_val": (x_val, y_val), "_test": (x_test, y_test)}
+    splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for suffix, (xs, ys) in given.items():
+        xk, yk = f"x{suffix}", f"y{suffix}"
+        if xs is None and ys is None:
+            continue
+        if xs is None or ys is None:
+            missing, present = (xk, yk) if xs is None else (yk, xk)
+            raise DatasetError(f"{name}: {missing}: missing, but {present} is given")
+        xa = _checked(_features, name, xk, _as_numpy(xs))
+        ya = _as_numpy(ys)
+        ya = ya.reshape(-1) if ya.ndim == 2 and ya.shape[1] == 1 else ya
+        if ya.dtype.kind not in "USO":  # strings are class names as they are
+            ya = _checked(_whole_labels, name, yk, ya)
+        elif ya.ndim != 1:
+            raise data_error(name, yk, "must be (N,)", tuple(ya.shape))
+        if len(xa) != len(ya):
+            raise data_error(name, yk, f"has {len(ya)} rows but {xk} has {len(xa)}", len(ya))
+        splits[suffix] = (xa, ya)
+    shapes = {f"x{k}": tuple(v[0].shape[1:]) for k, v in splits.items()}
+    if len(set(shapes.values())) > 1:
+        raise data_error(name, "x", "arrays differ in shape per sample", shapes)
+    # One label mapping over all splits, as for tensor files: sorted values -> 0..K-1.
+    labels = [v[1] for v in splits.values()]
+    if all(a.dtype.kind not in "USO" for a in labels):
+        values = np.unique(np.concatenate(labels))
+        classes = tuple(str(v) for v in values)
+        index = [np.searchsorted(values, a) for a in labels]
+    else:
+        as_text = [np.asarray([str(v) for v in a]) for a in labels]
+        classes = _sorted_classes([str(v) for a in as_text for v in a])
+        position = {c: i for i, c in enumerate(classes)}
+        index = [np.asarray([position[v] for v in a], dtype=np.int64) for a in as_text]
+    _checked(_need_two_classes, name, "y", classes)
+    tensors: dict[str, torch.Tensor | None] = {}
+    for (suffix, (xa, _)), ia in zip(splits.items(), index, strict=True):
+        xt = torch.from_numpy(np.ascontiguousarray(xa, dtype=np.float32))
+        tensors[f"x{suffix}"] = xt.reshape(*xt.shape, 1, 1) if xt.ndim == 2 else xt
+        tensors[f"y{suffix}"] = torch.from_numpy(np.asarray(ia, dtype=np.int64))
+    raw = RawData(
+        tensors["x"],  # type: ignore[arg-type]
+        tensors["y"],  # type: ignore[arg-type]
+        tensors.get("x_val"),
+        tensors.get("y_val"),
+        tensors.get("x_test"),
+        tensors.get("y_test"),
+        classes,
+        tabular=splits[""][0].ndim == 2,
+    )
+    data = _split_files(name, raw, torch.device(device), val_fraction, seed)
+    _check_family(data, name, family)
     return data
+
+
+def _as_numpy(a: Any) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _checked(check: Any, name: str, key: str, value: Any) -> Any:
+    """Run a tensor-file check on an in-memory array: its message names the argument
+    (``arrays: x: ...``), not the study file's ``dataset.path``."""
+    try:
+        return check(name, key, value)
+    except DatasetError as exc:
+        message = str(exc).replace(f"{name}: dataset.path: ", f"{name}: ", 1)
+        message = message.replace(f"{name}: dataset.label: ", f"{name}: ", 1)
+        raise DatasetError(message) from None
 
 
 def _load_uncached(

@@ -7,7 +7,8 @@
 * :mod:`studies.cli`: the ``nas-study`` command line;
 * :mod:`studies.pareto`: the Pareto maths they share; :mod:`studies.errors`.
 
-This module re-exports the names callers use, so ``from studies import run_study`` works.
+This module re-exports the names callers use, so ``from studies import run_study`` (or
+``run_arrays``) works.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from studies.run import (
     launch_workers,
     open_study,
     resolve_device,
+    run_arrays,
     run_study,
     run_trials,
 )
@@ -109,6 +111,7 @@ __all__ = [
     "parse_spec",
     "resolve_device",
     "resolve_spec",
+    "run_arrays",
     "run_study",
     "run_trials",
     "serve_dashboard",

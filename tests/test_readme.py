@@ -78,3 +78,14 @@ def test_every_benchmark_the_readme_lists_exists_and_every_script_is_listed() ->
         f"benchmarks/{p.name}" for p in (ROOT / "benchmarks").glob("*.py") if p.name[0] != "_"
     }
     assert listed == shipped
+
+
+def test_readme_from_python_example_runs() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### From Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1 and "run_arrays" in blocks[0]
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    report = namespace["report"]
+    assert report.ran == 4 and report.failed == 0  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from studies.run._arrays import run_arrays
 from studies.run._launch import launch_workers
 from studies.run._open import BUDGET_STATES, SPEC_ATTR, count_budget, open_study, resolve_device
 from studies.run._options import RunOptions
@@ -35,6 +36,7 @@ __all__ = [
     "launch_workers",
     "open_study",
     "resolve_device",
+    "run_arrays",
     "run_study",
     "run_trials",
     "show_progress",

@@ -20,7 +20,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
-from nas_objectives import Objective, failure_reason, load_dataset, record
+from nas_objectives import Objective, TensorData, failure_reason, load_dataset, record
 from storage.optuna_compat import is_heartbeat_enabled, study_storage, trial_id
 from studies.errors import BudgetReachedError
 from studies.pruners import build_epoch_pruner
@@ -143,6 +143,7 @@ def run_study(
     stop: threading.Event | None = None,
     poll_interval: float = 2.0,
     on_start: Callable[[optuna.Study], None] | None = None,
+    data: TensorData | None = None,
     **overrides: Any,
 ) -> RunReport:
     """Create or join the study and run trials until one of these happens.
@@ -164,28 +165,29 @@ def run_study(
     seed=1, n_trials=10)`` works too. The sampler is seeded with the study seed plus
     ``worker_index``, so a rerun with the same seeds and workers samples the same way;
     trial ``n`` trains with seed + ``n``. ``on_start`` is called once the data is loaded
-    and the study opened.
+    and the study opened. ``data`` given (as :func:`~studies.run.run_arrays` does) is
+    trained on instead of the study file's dataset.
 
     Raises:
         StudyRunError, nas_objectives.DatasetError: setup problems, before any trial runs.
     """
     opts = dataclasses.replace(options or RunOptions(), **overrides)
-    dev = resolve_device(opts.device)
+    if data is None:
+        # Load data before touching the study, so a missing dataset costs no trial.
+        data = load_dataset(
+            spec.dataset.name,
+            device=resolve_device(opts.device),
+            data_dir=opts.data_dir or spec.dataset.data_dir,
+            val_fraction=spec.dataset.val_fraction,
+            seed=spec.seed,  # the study file's: every worker, and export, splits alike
+            family=spec.objective.space.model.family,
+            **spec.dataset.reader_options(),
+        )
     objective_cfg = spec.objective
     if opts.seed is not None:
         objective_cfg = dataclasses.replace(objective_cfg, seed=opts.seed)
     if opts.epochs is not None:
         objective_cfg = dataclasses.replace(objective_cfg, epochs=opts.epochs)
-    # Load data before touching the study, so a missing dataset costs no trial.
-    data = load_dataset(
-        spec.dataset.name,
-        device=dev,
-        data_dir=opts.data_dir or spec.dataset.data_dir,
-        val_fraction=spec.dataset.val_fraction,
-        seed=spec.seed,  # the study file's: every worker, and export, splits alike
-        family=objective_cfg.space.model.family,
-        **spec.dataset.reader_options(),
-    )
     study = open_study(
         spec, storage, study_name=opts.study_name, seed=objective_cfg.seed + opts.worker_index
     )
