@@ -118,7 +118,9 @@ def bench_trainer(
     n = len(data.x_train)
     steps = max(1, n // min(batch_size, n))  # train() drops the ragged last batch
     samples = steps * min(batch_size, n) * epochs
-    accuracy = (predict(model, data.x_test) == data.y_test).float().mean().item()
+    accuracy = (
+        (predict(model, data.x_test, prepare=data.normalize) == data.y_test).float().mean().item()
+    )
     return {
         "epochs": epochs,
         "train_split_size": n,

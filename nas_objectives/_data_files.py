@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import importlib
 import math
+import os
 import zipfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas_objectives import _decode_cache
 from nas_objectives._data_errors import DatasetError, data_error
+from nas_objectives._decode_cache import default_cache_dir
 from nas_objectives._errors import first_line
 
 FILE_DATASETS = ("image_folder", "tensors", "csv")
@@ -41,6 +44,8 @@ class RawData:
     y_test: torch.Tensor | None
     classes: tuple[str, ...]
     tabular: bool = False
+    #: What one stored unit of ``x`` is on the statistics' scale (1/255 for uint8 images).
+    scale: float = 1.0
 
 
 # -- image folders -------------------------------------------------------------------------
@@ -52,13 +57,19 @@ def read_image_folder(
     test_path: Path | None = None,
     image_size: tuple[int, int] | None = None,
     channels: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> RawData:
-    """torchvision's ``ImageFolder`` layout (``path/<class>/<image>``), decoded once."""
-    x, y, classes, channels = _decode_folder(path, "dataset.path", image_size, channels)
+    """torchvision's ``ImageFolder`` layout (``path/<class>/<image>``), decoded once.
+
+    Images become uint8 ``(N, C, H, W)``. The decode runs on threads over every core and
+    its result is cached on disk in ``cache_dir`` (:mod:`nas_objectives._decode_cache`).
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    x, y, classes, channels = _decode_folder(path, "dataset.path", image_size, channels, cache)
     x_test = y_test = None
     if test_path is not None:
         x_test, y_test_raw, test_classes, _ = _decode_folder(
-            test_path, "dataset.test_path", image_size, channels
+            test_path, "dataset.test_path", image_size, channels, cache
         )
         unknown = sorted(set(test_classes) - set(classes))
         if unknown:
@@ -77,11 +88,15 @@ def read_image_folder(
                 None,
             )
     _need_two_classes(path, "dataset.path", classes)
-    return RawData(x, y, None, None, x_test, y_test, classes)
+    return RawData(x, y, None, None, x_test, y_test, classes, scale=1 / 255)
 
 
 def _decode_folder(
-    root: Path, field: str, image_size: tuple[int, int] | None, channels: int | None
+    root: Path,
+    field: str,
+    image_size: tuple[int, int] | None,
+    channels: int | None,
+    cache_dir: Path,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], int]:
     from PIL import Image
     from torchvision.datasets import ImageFolder
@@ -99,6 +114,11 @@ def _decode_folder(
         first = _open_image(paths[0])
         channels = 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
     mode = "L" if channels == 1 else "RGB"
+    y = torch.tensor(folder.targets, dtype=torch.long)
+    key = _decode_cache.cache_key(root, paths, image_size, channels)
+    cached = _decode_cache.load(cache_dir, key)
+    if cached is not None and len(cached) == len(paths):
+        return torch.from_numpy(cached), y, tuple(folder.classes), channels
 
     def decode(p: str) -> np.ndarray:
         try:
@@ -110,8 +130,8 @@ def _decode_folder(
         a = np.asarray(img, dtype=np.uint8)
         return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
-    # PIL releases the GIL while decoding, so threads decode in parallel.
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    # PIL releases the GIL while decoding, so threads decode in parallel on every core.
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         arrays = list(pool.map(decode, paths))
     shape = arrays[0].shape
     for p, a in zip(paths, arrays, strict=True):
@@ -123,9 +143,9 @@ def _decode_folder(
                 f"{a.shape[2]}x{a.shape[1]}); set image_size = [height, width]",
                 None,
             )
-    x = torch.from_numpy(np.stack(arrays)).float() / 255.0
-    y = torch.tensor(folder.targets, dtype=torch.long)
-    return x, y, tuple(folder.classes), channels
+    x = np.stack(arrays)
+    _decode_cache.store(cache_dir, key, x)
+    return torch.from_numpy(x), y, tuple(folder.classes), channels
 
 
 def _open_image(path: str) -> Any:
@@ -170,13 +190,9 @@ def read_tensor_file(path: Path) -> RawData:
     values = np.unique(np.concatenate([v[1] for v in present.values()]))
     classes = tuple(str(v) for v in values)
     _need_two_classes(path, "dataset.path", classes)
-    tensors: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {}
-    for k, v in splits.items():
-        if v is None:
-            tensors[k] = None
-            continue
-        x = torch.from_numpy(np.ascontiguousarray(v[0], dtype=np.float32))
-        x = x.reshape(*x.shape, 1, 1) if x.ndim == 2 else x
+    features, scale = feature_tensors([v[0] for v in present.values()])
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {k: None for k in splits}
+    for (k, v), x in zip(present.items(), features, strict=True):
         tensors[k] = (x, torch.from_numpy(np.searchsorted(values, v[1]).astype(np.int64)))
     train, val, test = tensors[""], tensors["_val"], tensors["_test"]
     assert train is not None
@@ -189,7 +205,24 @@ def read_tensor_file(path: Path) -> RawData:
         test[1] if test else None,
         classes,
         tabular=present[""][0].ndim == 2,
+        scale=scale,
     )
+
+
+def feature_tensors(arrays: list[np.ndarray]) -> tuple[list[torch.Tensor], float]:
+    """Checked feature arrays as tensors, and the scale their statistics are taken at.
+
+    Images that are all uint8 stay uint8 (a quarter of float32's memory on the device)
+    and keep the 0-255 scale they were stored at; anything else becomes float32. Tabular
+    ``(N, F)`` becomes ``(N, F, 1, 1)``.
+    """
+    keep_uint8 = all(a.dtype == np.uint8 and a.ndim == 4 for a in arrays)
+    dtype = np.uint8 if keep_uint8 else np.float32
+    out = []
+    for a in arrays:
+        x = torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))
+        out.append(x.reshape(*x.shape, 1, 1) if x.ndim == 2 else x)
+    return out, 1.0
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -213,7 +246,12 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
                 raise data_error(
                     path, "dataset.path", "reading .safetensors needs the safetensors package"
                 ) from None
-            return dict(st.load_file(str(path)))
+            try:
+                return dict(st.load_file(str(path)))
+            except Exception as exc:  # SafetensorError derives from Exception only
+                raise data_error(
+                    path, "dataset.path", f"unreadable file ({first_line(exc)})"
+                ) from None
     except DatasetError:
         raise
     except (OSError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:

@@ -1,4 +1,4 @@
-"""torchvision's dataset classes, read from ``data_dir`` as uint8-derived float tensors.
+"""torchvision's dataset classes, read from ``data_dir`` as uint8 tensors.
 
 Each class is torchvision's own reader. Those that check the official md5 before reading a
 local file (CIFAR, SVHN) are subclassed to read a local copy as it is, so a re-packed copy
@@ -47,7 +47,7 @@ _UNREADABLE = (
 def read_torchvision(
     name: str, root: Path, download: bool, split: str | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """Train and test images (float ``(N, C, H, W)`` in [0, 1]), labels and class names."""
+    """Train and test images (uint8 ``(N, C, H, W)``), labels and class names."""
     where = _WHERE[name].replace("{split}", split or "balanced")
     splits: list[torch.Tensor] = []
     classes: tuple[str, ...] = ()
@@ -73,11 +73,12 @@ def read_torchvision(
             ) from exc
         data = torch.as_tensor(np.asarray(ds.data))
         if data.ndim == 3:  # MNIST-style (N, H, W) uint8
-            x = data.unsqueeze(1).float() / 255.0
+            x = data.unsqueeze(1)
         elif name == "svhn":  # torchvision already gives (N, C, H, W)
-            x = data.float() / 255.0
+            x = data
         else:  # CIFAR-style (N, H, W, C) uint8
-            x = data.permute(0, 3, 1, 2).float() / 255.0
+            x = data.permute(0, 3, 1, 2)
+        x = x.to(torch.uint8).contiguous()
         targets = ds.labels if name == "svhn" else ds.targets
         splits += [x, torch.as_tensor(np.asarray(targets), dtype=torch.long)]
         classes = tuple(str(c) for c in getattr(ds, "classes", [str(d) for d in range(10)]))

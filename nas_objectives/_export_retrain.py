@@ -98,7 +98,7 @@ def evaluate_export(
     data = load_dataset(
         ds["name"], device=device, data_dir=data_dir, val_fraction=val_fraction, **options
     )
-    correct = (predict(model, data.x_test) == data.y_test).sum().item()
+    correct = (predict(model, data.x_test, prepare=data.normalize) == data.y_test).sum().item()
     prov = manifest.get("provenance", {})
     trial = prov.get("trial") if isinstance(prov, dict) else None
     study = prov.get("study") if isinstance(prov, dict) else None

@@ -96,8 +96,10 @@ def save_export(
             (``path``, ``image_size``, ``label``, ``seed``...), JSON-ready; those that are
             None are left out. Evaluation passes them back.
         normalization: The per-channel ``mean`` and ``std`` that inputs are normalised
-            with (:attr:`TensorData.mean`, :attr:`TensorData.std`), stored in
-            ``architecture.json`` as ``input_normalization`` for deployment.
+            with (:attr:`TensorData.mean`, :attr:`TensorData.std`) and the ``scale`` of a
+            stored unit (1/255 for uint8 pixels), stored in ``architecture.json`` as
+            ``input_normalization`` for deployment: a model input is
+            ``(x * scale - mean) / std`` of raw pixels ``x``.
         training: How it was trained (seed, epochs, optimizer settings...), JSON-ready.
         provenance: Where it came from (study, trial, values, storage...), JSON-ready.
         metrics: Extra measurements for ``metrics.json`` (``params`` and ``flops`` are

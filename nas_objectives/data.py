@@ -1,8 +1,9 @@
-"""Datasets as normalised tensors resident on the training device.
+"""Datasets as tensors resident on the training device.
 
 Each dataset is read once per process (see :func:`load_dataset`'s cache), split into
-train/validation/test with a fixed seed, normalised once with the training split's
-per-channel statistics, and moved to the device. Training then slices these tensors
+train/validation/test with a fixed seed, and moved to the device as stored (uint8 for
+images); the training split's per-channel statistics normalise each batch
+(:class:`~nas_objectives._tensor_data.TensorData`). Training then slices these tensors
 directly: no ``DataLoader`` and no per-sample transform.
 
 ``digits`` is scikit-learn's bundled 8x8 digits and needs no files. ``mnist``,
@@ -17,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,13 @@ from nas_objectives._data_files import (
     _need_two_classes,
     _sorted_classes,
     _whole_labels,
+    feature_tensors,
     read_csv,
     read_image_folder,
     read_tensor_file,
 )
 from nas_objectives._data_torchvision import EMNIST_SPLITS, TORCHVISION_DATASETS, read_torchvision
+from nas_objectives._tensor_data import TensorData, make_tensor_data
 
 DATASETS = ("digits", *TORCHVISION_DATASETS, *FILE_DATASETS)
 DEFAULT_DATA_DIR = Path("~/.cache/nas-study/data")
@@ -44,39 +46,6 @@ DEFAULT_DATA_DIR = Path("~/.cache/nas-study/data")
 FILE_TEST_FRACTION = 0.2
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TensorData:
-    """Normalised splits of one dataset, all on the same device.
-
-    ``x_*`` are float32 ``(N, C, H, W)`` (tabular data: ``(N, F, 1, 1)``); ``y_*`` are int64
-    class indices. ``mean`` and ``std`` are the per-channel statistics of the training split
-    that normalised them, on the raw scale (digits: 0 to 16; images: 0 to 1; tensor and CSV
-    files: as stored), so a deployed model's inputs can be normalised the same way.
-    ``classes`` names class index ``i`` (folder names, CSV label values, ...).
-    """
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    classes: tuple[str, ...] = ()
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.x_train.shape[1:]
-        return (int(c), int(h), int(w))
-
-    @property
-    def device(self) -> torch.device:
-        return self.x_train.device
 
 
 _cache: dict[tuple[object, ...], TensorData] = {}
@@ -98,8 +67,14 @@ def load_dataset(
     split: str | None = None,
     seed: int = 0,
     family: str | None = None,
+    memory_budget: float | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> TensorData:
-    """Return ``name`` split, normalised and on ``device``; cached for the process.
+    """Return ``name`` split and placed for ``device``; cached for the process.
+
+    Images are kept as uint8 (4x smaller than float32) and normalised per batch by
+    :meth:`TensorData.normalize`. Decoded image folders are also cached on disk, in
+    ``cache_dir``, so a second run or another worker on the machine skips the decode.
 
     Args:
         name: One of :data:`DATASETS`.
@@ -116,6 +91,11 @@ def load_dataset(
         split: ``emnist`` only: one of :data:`EMNIST_SPLITS` (default ``"balanced"``).
         seed: Seeds the stratified splits of file datasets that lack their own.
         family: The model family that will train; a CNN on tabular data is refused.
+        memory_budget: The share of the device's free memory (or, above 1, the bytes) the
+            features may take; beyond it they stay in pinned host memory and each batch is
+            copied over one batch ahead. Default: :data:`DEFAULT_MEMORY_BUDGET`.
+        cache_dir: Where decoded image folders are cached; default
+            ``$NAS_STUDY_CACHE_DIR`` or ``~/.cache/nas-study/decoded``.
 
     Raises:
         DatasetError: unknown name, files missing where they cannot be downloaded, files
@@ -139,14 +119,19 @@ def load_dataset(
     files = tuple(None if p is None else Path(p).expanduser().absolute() for p in (path, test_path))
     size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
     key: tuple[object, ...] = (name, str(dev), str(root), float(val_fraction), files, size)
-    key += (channels, label, split, seed if name in FILE_DATASETS else None)
+    key += (channels, label, split, seed if name in FILE_DATASETS else None, memory_budget)
+    key += (None if cache_dir is None else str(cache_dir),)
     with _cache_lock:
         if key not in _cache:
             if name in FILE_DATASETS:
-                raw = _read_files(name, files[0], files[1], size, channels, label)  # type: ignore[arg-type]
-                _cache[key] = _split_files(name, raw, dev, val_fraction, seed)
+                raw = _read_files(name, files[0], files[1], size, channels, label, cache_dir)  # type: ignore[arg-type]
+                _cache[key] = _split_files(
+                    name, raw, dev, val_fraction, seed, memory_budget, source=files[0]
+                )
             else:
-                _cache[key] = _load_uncached(name, dev, root, val_fraction, download, split)
+                _cache[key] = _load_uncached(
+                    name, dev, root, val_fraction, download, split, memory_budget
+                )
         data = _cache[key]
     _check_family(data, files[0] or name, family)
     return data
@@ -177,6 +162,7 @@ def tensor_data_from_arrays(
     device: str | torch.device = "cpu",
     name: str = "arrays",
     family: str | None = None,
+    memory_budget: float | None = None,
 ) -> TensorData:
     """Arrays already in memory (numpy arrays or torch tensors) as :class:`TensorData`.
 
@@ -187,7 +173,8 @@ def tensor_data_from_arrays(
     given as ``x_val``/``y_val`` or ``x_test``/``y_test`` are used as given; the others
     are carved from ``x``/``y`` (20% for test, then ``val_fraction`` of the rest),
     stratified and seeded with ``seed``. Nothing is cached. ``name`` labels the data and
-    its error messages; ``family``, when given, refuses a CNN on tabular data.
+    its error messages; ``family``, when given, refuses a CNN on tabular data;
+    ``memory_budget`` is as for :func:`load_dataset`. uint8 images stay uint8.
 
     Raises:
         DatasetError: one line naming the argument and the value, e.g. arrays of different
@@ -234,10 +221,10 @@ def tensor_data_from_arrays(
         position = {c: i for i, c in enumerate(classes)}
         index = [np.asarray([position[v] for v in a], dtype=np.int64) for a in as_text]
     _checked(_need_two_classes, name, "y", classes)
+    features, scale = feature_tensors([xa for xa, _ in splits.values()])
     tensors: dict[str, torch.Tensor | None] = {}
-    for (suffix, (xa, _)), ia in zip(splits.items(), index, strict=True):
-        xt = torch.from_numpy(np.ascontiguousarray(xa, dtype=np.float32))
-        tensors[f"x{suffix}"] = xt.reshape(*xt.shape, 1, 1) if xt.ndim == 2 else xt
+    for suffix, xt, ia in zip(splits, features, index, strict=True):
+        tensors[f"x{suffix}"] = xt
         tensors[f"y{suffix}"] = torch.from_numpy(np.asarray(ia, dtype=np.int64))
     raw = RawData(
         tensors["x"],  # type: ignore[arg-type]
@@ -248,8 +235,10 @@ def tensor_data_from_arrays(
         tensors.get("y_test"),
         classes,
         tabular=splits[""][0].ndim == 2,
+        scale=scale,
     )
-    data = _split_files(name, raw, torch.device(device), val_fraction, seed)
+    dev = torch.device(device)
+    data = _split_files(name, raw, dev, val_fraction, seed, memory_budget, field="y")
     _check_family(data, name, family)
     return data
 
@@ -278,9 +267,11 @@ def _load_uncached(
     val_fraction: float,
     download: bool,
     split: str | None,
+    memory_budget: float | None,
 ) -> TensorData:
     if name == "digits":
         x_all, y_all = _digits()
+        scale = 1 / 16  # digits' pixels are 0 to 16
         # digits has no official test split: hold out a fixed, seeded 20%.
         perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(0))
         n_test = len(y_all) // 5
@@ -289,14 +280,14 @@ def _load_uncached(
         classes = tuple(str(d) for d in range(10))
     else:
         x_train, y_train, x_test, y_test, classes = read_torchvision(name, root, download, split)
+        scale = 1 / 255
     # Validation is a fixed, seeded slice of the training split, the same for every trial.
     perm = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(1))
     n_val = max(1, round(len(y_train) * val_fraction))
     x_val, y_val = x_train[perm[:n_val]], y_train[perm[:n_val]]
     x_train, y_train = x_train[perm[n_val:]], y_train[perm[n_val:]]
-    return _normalised(
-        name, (x_train, y_train, x_val, y_val, x_test, y_test), len(classes), classes, device
-    )
+    splits = (x_train, y_train, x_val, y_val, x_test, y_test)
+    return make_tensor_data(name, splits, classes, device, scale=scale, memory_budget=memory_budget)
 
 
 def _read_files(
@@ -306,10 +297,15 @@ def _read_files(
     image_size: tuple[int, int] | None,
     channels: int | None,
     label: str | None,
+    cache_dir: str | os.PathLike[str] | None,
 ) -> RawData:
     if name == "image_folder":
         return read_image_folder(
-            path, test_path=test_path, image_size=image_size, channels=channels
+            path,
+            test_path=test_path,
+            image_size=image_size,
+            channels=channels,
+            cache_dir=cache_dir,
         )
     if name == "tensors":
         return read_tensor_file(path)
@@ -318,10 +314,35 @@ def _read_files(
 
 
 def _split_files(
-    name: str, raw: RawData, device: torch.device, val_fraction: float, seed: int
+    name: str,
+    raw: RawData,
+    device: torch.device,
+    val_fraction: float,
+    seed: int,
+    memory_budget: float | None = None,
+    *,
+    source: object = None,
+    field: str = "dataset.path",
 ) -> TensorData:
-    """Use the splits the files provide; carve the others, seeded and stratified."""
+    """Use the splits the files provide; carve the others, seeded and stratified.
+
+    Raises:
+        DatasetError: a class has no sample left in the training split (too few samples
+            to stratify, or a given validation/test split holds a class training lacks),
+            naming ``source`` (default: ``name``) and ``field``.
+    """
     x_train, y_train = raw.x_train, raw.y_train
+    carved = 1 + (raw.x_test is None) + (raw.x_val is None)
+    counts = torch.bincount(y_train, minlength=len(raw.classes))
+    rare = [raw.classes[i] for i in range(len(raw.classes)) if counts[i] < carved]
+    if rare and carved > 1:
+        raise data_error(
+            source or name,
+            field,
+            f"the split leaves {len(rare)} class(es) out of training: each class needs at "
+            f"least {carved} samples (train, validation, test) or the splits provided",
+            rare,
+        )
     if raw.x_test is not None and raw.y_test is not None:
         x_test, y_test = raw.x_test, raw.y_test
     else:
@@ -330,8 +351,27 @@ def _split_files(
         x_val, y_val = raw.x_val, raw.y_val
     else:
         x_train, y_train, x_val, y_val = _stratified(x_train, y_train, val_fraction, seed)
+    _need_every_class_in_training(y_train, raw.classes, source or name, field)
     splits = (x_train, y_train, x_val, y_val, x_test, y_test)
-    return _normalised(name, splits, len(raw.classes), raw.classes, device)
+    return make_tensor_data(
+        name, splits, raw.classes, device, scale=raw.scale, memory_budget=memory_budget
+    )
+
+
+def _need_every_class_in_training(
+    y_train: torch.Tensor, classes: tuple[str, ...], source: object, field: str
+) -> None:
+    """A class the model never trains on can only be guessed: refuse such a split."""
+    counts = torch.bincount(y_train, minlength=len(classes))
+    missing = [classes[i] for i in range(len(classes)) if counts[i] == 0]
+    if missing:
+        raise data_error(
+            source,
+            field,
+            f"the split leaves {len(missing)} class(es) out of training: the validation "
+            "or test split holds every sample of them",
+            missing,
+        )
 
 
 def _stratified(
@@ -354,42 +394,10 @@ def _stratified(
     return x[keep_t], y[keep_t], x[out_t], y[out_t]
 
 
-def _normalised(
-    name: str,
-    splits: tuple[torch.Tensor, ...],
-    num_classes: int,
-    classes: tuple[str, ...],
-    device: torch.device,
-) -> TensorData:
-    x_train, y_train, x_val, y_val, x_test, y_test = splits
-    # Normalise once, with training statistics only, per channel.
-    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
-    std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-
-    def prep(x: torch.Tensor) -> torch.Tensor:
-        return ((x - mean) / std).to(device).contiguous()
-
-    def labels(y: torch.Tensor) -> torch.Tensor:
-        return y.to(device=device, dtype=torch.long)
-
-    return TensorData(
-        name=name,
-        x_train=prep(x_train),
-        y_train=labels(y_train),
-        x_val=prep(x_val),
-        y_val=labels(y_val),
-        x_test=prep(x_test),
-        y_test=labels(y_test),
-        num_classes=num_classes,
-        mean=tuple(float(v) for v in mean.flatten()),
-        std=tuple(float(v) for v in std.flatten()),
-        classes=classes,
-    )
-
-
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = torch.from_numpy(np.asarray(bunch.images, dtype=np.float32) / 16.0).unsqueeze(1)
+    # Whole numbers 0 to 16: stored as uint8, normalised per batch at scale 1/16.
+    x = torch.from_numpy(np.asarray(bunch.images, dtype=np.uint8)).unsqueeze(1)
     return x, torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))

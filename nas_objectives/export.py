@@ -26,7 +26,7 @@ Example:
     >>> model, run = retrain(layout, OptimizerSettings("adamw", lr=3e-3), d, epochs=2, seed=0)
     >>> out = tempfile.mkdtemp()
     >>> _ = save_export(out, model, layout, dataset="digits", val_fraction=0.2)
-    >>> load_model(out)(d.x_test[:4]).shape
+    >>> load_model(out)(d.normalize(d.x_test[:4])).shape
     torch.Size([4, 10])
 """
 

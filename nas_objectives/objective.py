@@ -209,6 +209,8 @@ class Objective:
         metrics = dict(costs)
         metrics["accuracy"] = result.history[-1].val_accuracy
         if "f1" in cfg.objectives:
-            metrics["f1"] = macro_f1(predict(model, data.x_val), data.y_val, data.num_classes)
+            metrics["f1"] = macro_f1(
+                predict(model, data.x_val, prepare=data.normalize), data.y_val, data.num_classes
+            )
         values = tuple(float(metrics[name]) for name in cfg.objectives)
         return values[0] if len(values) == 1 else values

@@ -6,13 +6,14 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from nas_objectives._augment import augment_batch, check_augment
+from nas_objectives._feed import BatchFeeder
 from nas_objectives.data import TensorData
 from nas_objectives.space import OptimizerSettings
 
@@ -99,28 +100,31 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
     return contextlib.nullcontext()
 
 
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Class predictions for ``x`` in eval mode, without a host sync."""
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 2048,
+    *,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Class predictions for ``x`` in eval mode, without a host sync.
+
+    ``prepare`` turns each slice of ``x`` into model inputs: pass a dataset's
+    :meth:`~nas_objectives.data.TensorData.normalize` to predict on its stored splits,
+    e.g. ``predict(model, data.x_val, prepare=data.normalize)``.
+    """
     was_training = model.training
     model.eval()
+    device = next(model.parameters(), x).device
     try:
-        with torch.inference_mode(), _autocast(x.device):
-            return torch.cat(
-                [model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
-            )
+        with torch.inference_mode(), _autocast(device):
+            out = []
+            for i in range(0, len(x), batch_size):
+                xb = x[i : i + batch_size]
+                out.append(model(prepare(xb) if prepare is not None else xb).argmax(1))
+            return torch.cat(out)
     finally:
         model.train(was_training)
-
-
-def _batches(
-    n: int, batch_size: int, gen: torch.Generator, device: torch.device
-) -> Iterator[torch.Tensor]:
-    # Drop the ragged last batch: a batch of one breaks BatchNorm, and the permutation
-    # changes every epoch so every sample is still seen.
-    perm = torch.randperm(n, device=device, generator=gen)
-    steps = max(1, n // batch_size)
-    for i in range(steps):
-        yield perm[i * batch_size : (i + 1) * batch_size]
 
 
 # Added to the training seed for the augmentation generator, so its stream is not the
@@ -141,8 +145,10 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split for ``epochs`` epochs.
 
-    Batches are slices of a per-epoch ``randperm`` made on the device; the host only
-    syncs once per epoch, to read the loss and validation accuracy. ``on_epoch`` is
+    Batches are slices of a per-epoch ``randperm`` made on the device, normalised there
+    from the stored (uint8) features; data kept in host memory is copied over one batch
+    ahead (:mod:`nas_objectives._feed`). The host only syncs once per epoch, to read the
+    loss and validation accuracy. ``on_epoch`` is
     called after every epoch (a pruning callback raises from there to stop). ``seed`` fixes
     the batch order and the dropout masks; the caller's global RNG state is left unchanged.
     Setting ``stop`` ends training before the next step. ``augment`` names augmentations
@@ -166,13 +172,11 @@ def train(
     augment = check_augment(augment, data.input_shape)
     device = data.device
     model.to(device).train()
-    x, y = data.x_train, data.y_train
-    batch_size = min(settings.batch_size, len(y))
-    steps = max(1, len(y) // batch_size)
+    feeder = BatchFeeder(data, settings.batch_size, seed)
+    steps = feeder.steps
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings, steps * epochs)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-    gen = torch.Generator(device=device).manual_seed(seed)
     # A generator of its own, so the batch order does not depend on the augmentation.
     aug_gen = torch.Generator(device=device).manual_seed(seed + _AUGMENT_SEED_OFFSET)
     result = TrainResult()
@@ -183,19 +187,20 @@ def train(
         start = time.perf_counter()
         for epoch in range(1, epochs + 1):
             loss_sum = torch.zeros((), device=device)
-            for idx in _batches(len(y), batch_size, gen, device):
+            for xb, yb in feeder.epoch():
                 if stop is not None and stop.is_set():  # a flag read: no device sync
                     raise TrainingStoppedError("worker stopped")
-                xb = augment_batch(x[idx], augment, aug_gen) if augment else x[idx]
+                if augment:
+                    xb = augment_batch(xb, augment, aug_gen)
                 with _autocast(device):
-                    loss = loss_fn(model(xb), y[idx])
+                    loss = loss_fn(model(xb), yb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
                 loss_sum += loss.detach()
-            correct = (predict(model, data.x_val) == data.y_val).sum()
+            correct = (predict(model, data.x_val, prepare=data.normalize) == data.y_val).sum()
             # The one host sync of the epoch.
             mean_loss, n_correct = (loss_sum / steps).item(), int(correct.item())
             if not math.isfinite(mean_loss):

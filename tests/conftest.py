@@ -18,11 +18,18 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@pytest.fixture(scope="session")
+def _decode_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("decoded")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, _decode_cache_dir: Path) -> None:
     # Tests choose their storage explicitly; a developer's own setting must not leak in.
     monkeypatch.delenv("NAS_STUDY_STORAGE", raising=False)
     monkeypatch.setenv("NAS_STUDY_OFFLINE", "1")
+    # Decoded image folders are cached in a temporary folder, never in the user's home.
+    monkeypatch.setenv("NAS_STUDY_CACHE_DIR", str(_decode_cache_dir))
 
 
 #: A folder in which to keep the tests' screenshots; without it they go to a temporary folder.

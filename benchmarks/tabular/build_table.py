@@ -94,7 +94,9 @@ def train_one(spec: StudySpec, params: dict[str, Any], seed: int) -> dict[str, A
     except NonFiniteLossError:
         status = "nonfinite"
     seconds = time.perf_counter() - start
-    test_acc = float((predict(model, data.x_test) == data.y_test).float().mean())
+    test_acc = float(
+        (predict(model, data.x_test, prepare=data.normalize) == data.y_test).float().mean()
+    )
     return {
         "config": config_key(params),
         "arch": f"{layout.summary()} | {settings.summary()}",

@@ -141,7 +141,7 @@ def command_export(args: argparse.Namespace, url: str) -> int:
         dataset=spec.dataset.name,
         val_fraction=spec.dataset.val_fraction,
         dataset_options={**spec.dataset.reader_options(), "seed": spec.seed},
-        normalization={"mean": list(data.mean), "std": list(data.std)},
+        normalization={"mean": list(data.mean), "std": list(data.std), "scale": data.scale},
         training={
             "seed": seed,
             "epochs": epochs,

@@ -43,8 +43,8 @@ def _assert_affine_per_channel(normalised: torch.Tensor, raw_uint8: np.ndarray) 
 
 def _assert_train_normalised(data: TensorData) -> None:
     channels = data.x_train.shape[1]
-    mean = data.x_train.mean(dim=(0, 2, 3))
-    std = data.x_train.std(dim=(0, 2, 3))
+    x = data.normalize(data.x_train)
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
     torch.testing.assert_close(mean, torch.zeros(channels), atol=1e-4, rtol=0)
     torch.testing.assert_close(std, torch.ones(channels), atol=1e-4, rtol=0)
 
@@ -80,7 +80,10 @@ def test_digits_shapes_dtypes_and_split_sizes(tmp_path: Path) -> None:
         (data.x_val, data.y_val),
         (data.x_test, data.y_test),
     ):
-        assert x.dtype == torch.float32 and x.is_contiguous()
+        # Stored as uint8 (digits' pixels are whole numbers 0 to 16), normalised per batch.
+        assert x.dtype == torch.uint8 and x.is_contiguous()
+        assert int(x.max()) == 16
+        assert data.normalize(x).dtype == torch.float32
         assert y.dtype == torch.int64
         assert int(y.min()) >= 0 and int(y.max()) <= 9
     # Every class is present in every split.
@@ -115,11 +118,10 @@ def test_digits_train_split_is_normalised_per_channel(tmp_path: Path) -> None:
     _assert_train_normalised(data)
     # Validation and test go through the training split's map, not their own: the raw
     # pixels take 17 values (k/16), and so do the normalised pixels of all splits together.
-    values = torch.unique(
-        torch.cat([data.x_train.flatten(), data.x_val.flatten(), data.x_test.flatten()])
-    )
+    splits = (data.x_train, data.x_val, data.x_test)
+    values = torch.unique(torch.cat([data.normalize(x).flatten() for x in splits]))
     assert len(values) == 17
-    assert len(torch.unique(data.x_train)) == 17
+    assert len(torch.unique(data.normalize(data.x_train))) == 17
 
 
 def test_second_call_returns_the_cached_object(tmp_path: Path) -> None:
@@ -148,11 +150,12 @@ def _check_torchvision_load(
     n_train_val, n_test = len(written.y_train), len(written.y_test)
     _assert_split_sizes(data, n_train_val, n_test, val)
     _assert_train_normalised(data)
-    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
+    assert data.x_train.dtype == torch.uint8 and data.y_train.dtype == torch.int64
     # The test split keeps the file's order: labels and pixels are exactly the written ones.
     assert torch.equal(data.y_test, torch.from_numpy(written.y_test))
     x_test_raw = written.x_test if written.x_test.ndim == 4 else written.x_test[:, None]
-    _assert_affine_per_channel(data.x_test, x_test_raw)
+    assert torch.equal(data.x_test, torch.from_numpy(x_test_raw))
+    _assert_affine_per_channel(data.normalize(data.x_test), x_test_raw)
     # Train and validation together hold the written training labels, each sample once.
     train_val_y = torch.cat([data.y_train, data.y_val])
     assert torch.equal(
@@ -186,9 +189,9 @@ def test_fixture_images_carry_a_learnable_class_signal(tmp_path: Path) -> None:
     # benchmark and training tests rely on the fixture being learnable.
     write_mnist_like(tmp_path, "FashionMNIST", n_train=200, n_test=100, seed=3)
     data = load_dataset("fashion_mnist", data_dir=tmp_path, download=False)
-    x, y = data.x_train.flatten(1), data.y_train
+    x, y = data.normalize(data.x_train).flatten(1), data.y_train
     means = torch.stack([x[y == c].mean(0) for c in range(10)])
-    predicted = torch.cdist(data.x_test.flatten(1), means).argmin(1)
+    predicted = torch.cdist(data.normalize(data.x_test).flatten(1), means).argmin(1)
     assert (predicted == data.y_test).float().mean() > 0.9
 
 

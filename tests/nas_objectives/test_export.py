@@ -118,7 +118,7 @@ def test_round_trip_gives_the_same_model(
     model = load_model(export_dir)
     assert isinstance(model, nn.Module) and not model.training
     assert count_params(model) == count_params(trained)
-    x = digits.x_test
+    x = digits.normalize(digits.x_test)
     assert torch.equal(model(x), trained.cpu().eval()(x))
 
     manifest = read_manifest(export_dir)
@@ -148,7 +148,7 @@ def test_weights_are_a_plain_state_dict(export_dir: Path, layout: Layout) -> Non
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches(export_dir: Path, trained: nn.Module, digits: TensorData) -> None:
     scripted = torch.jit.load(str(export_dir / TORCHSCRIPT_FILE))
-    x = digits.x_test[:50]  # another batch size than the one traced
+    x = digits.normalize(digits.x_test[:50])  # another batch size than the one traced
     assert torch.allclose(scripted(x), trained.cpu().eval()(x), atol=1e-6)
 
 
@@ -156,7 +156,8 @@ def test_evaluate_export_reports_test_accuracy(
     export_dir: Path, trained: nn.Module, digits: TensorData
 ) -> None:
     result = evaluate_export(export_dir, device="cpu")
-    expected = (predict(trained.cpu(), digits.x_test) == digits.y_test).float().mean().item()
+    predicted = predict(trained.cpu(), digits.x_test, prepare=digits.normalize)
+    expected = (predicted == digits.y_test).float().mean().item()
     assert result.test_accuracy == pytest.approx(expected)
     assert 0.5 < result.test_accuracy <= 1.0
     assert result.n_test == len(digits.y_test)

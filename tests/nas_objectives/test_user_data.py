@@ -8,7 +8,6 @@ with numpy, ``.pt`` with torch, CSV with ``csv``; torchvision's formats by
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,8 @@ def _sizes(d: TensorData) -> tuple[int, int, int]:
 
 
 def _assert_train_normalised(d: TensorData) -> None:
-    mean, std = d.x_train.mean(dim=(0, 2, 3)), d.x_train.std(dim=(0, 2, 3))
+    x = d.normalize(d.x_train)
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
     torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-4, rtol=0)
     torch.testing.assert_close(std, torch.ones_like(std), atol=1e-3, rtol=0)
 
@@ -73,7 +73,8 @@ def test_png_folder_reads_classes_from_folder_names_and_splits_stratified(tmp_pa
     _assert_train_normalised(d)
     assert len(d.mean) == 3 and all(0 < m < 1 for m in d.mean)
     # Class brightness survives the pipeline: classes are ordered by mean pixel value.
-    means = [d.x_train[d.y_train == c].mean().item() for c in range(3)]
+    assert d.x_train.dtype == torch.uint8  # decoded once, kept as bytes
+    means = [d.x_train[d.y_train == c].float().mean().item() for c in range(3)]
     assert means == sorted(means)
 
 
@@ -118,7 +119,10 @@ def test_npz_with_its_own_validation_and_test_splits_uses_them_as_given(tmp_path
     assert d.input_shape == (2, 5, 5) and d.num_classes == 4
     assert _sizes(d) == (20, 6, 5)
     assert d.y_val.tolist() == y_val.tolist() and d.y_test.tolist() == y_test.tolist()
-    raw = d.x_test * torch.tensor(d.std).view(1, -1, 1, 1) + torch.tensor(d.mean).view(1, -1, 1, 1)
+    # float files are stored as given and normalised per batch with the training statistics
+    torch.testing.assert_close(d.x_test, torch.from_numpy(x_test), atol=0, rtol=0)
+    mean, std = torch.tensor(d.mean).view(1, -1, 1, 1), torch.tensor(d.std).view(1, -1, 1, 1)
+    raw = d.normalize(d.x_test) * std + mean
     torch.testing.assert_close(raw, torch.from_numpy(x_test), atol=1e-5, rtol=0)
     _assert_train_normalised(d)
 
@@ -146,16 +150,21 @@ def test_seeded_split_is_reproducible_and_follows_the_seed(tmp_path: Path) -> No
 
 
 def test_safetensors_file(tmp_path: Path) -> None:
-    x, y = separable_table(n=30)
-    if importlib.util.find_spec("safetensors") is None:
-        (tmp_path / "t.safetensors").write_bytes(b"\x00" * 16)
-        with pytest.raises(DatasetError, match=r"needs the safetensors package"):
-            load_dataset("tensors", path=tmp_path / "t.safetensors")
-    else:  # pragma: no cover - safetensors is not a dependency
-        from safetensors.numpy import save_file
+    from safetensors.numpy import save_file
 
-        save_file({"x": x, "y": y}, str(tmp_path / "t.safetensors"))
-        assert load_dataset("tensors", path=tmp_path / "t.safetensors").num_classes == 3
+    x, y = separable_table(n=30)
+    save_file({"x": x, "y": y}, str(tmp_path / "t.safetensors"))
+    d = load_dataset("tensors", path=tmp_path / "t.safetensors")
+    assert (d.num_classes, d.input_shape) == (3, (x.shape[1], 1, 1))
+    assert _sizes(d) == (19, 5, 6)
+    stored = torch.cat([d.x_train, d.x_val, d.x_test]).flatten(1)
+    assert torch.equal(
+        torch.sort(stored, dim=0).values, torch.sort(torch.from_numpy(x), dim=0).values
+    )
+    # A file that is not safetensors is one line naming it.
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(DatasetError, match=r"bad\.safetensors: dataset\.path: unreadable file"):
+        load_dataset("tensors", path=tmp_path / "bad.safetensors")
 
 
 # CSV.

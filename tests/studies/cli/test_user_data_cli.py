@@ -110,6 +110,8 @@ def test_export_and_evaluate_an_image_folder_study(
         "image_folder", path=tmp_path / "project" / "data" / "pets", image_size=(8, 8), seed=0
     )
     model = load_model(out)
-    accuracy = (predict(model, data.x_test) == data.y_test).float().mean().item()
+    accuracy = (
+        (predict(model, data.x_test, prepare=data.normalize) == data.y_test).float().mean().item()
+    )
     assert report["n_test"] == len(data.y_test) > 0
     assert report["test_accuracy"] == pytest.approx(accuracy)

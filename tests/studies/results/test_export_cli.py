@@ -93,17 +93,19 @@ def test_export_then_evaluate_round_trip(
     assert isinstance(model, torch.nn.Module) and not model.training
     data = load_dataset("digits")
     assert len(data.y_test) == report["n_test"]
-    correct = (predict(model, data.x_test) == data.y_test).sum().item()
+    correct = (predict(model, data.x_test, prepare=data.normalize) == data.y_test).sum().item()
     assert correct / len(data.y_test) == report["test_accuracy"]
 
     # A deployment normalises raw inputs with the stored statistics: raw digits pixels
-    # (0 to 16) normalised that way are exactly what the model was trained and scored on.
+    # (0 to 16) as (x * scale - mean) / std are what the model was trained and scored on.
     norm = arch["input_normalization"]
-    assert norm == {"mean": list(data.mean), "std": list(data.std)} and len(norm["mean"]) == 1
-    raw = data.x_test * data.std[0] + data.mean[0]
-    assert raw.min().item() > -1e-4 and raw.max().item() < 16.0 + 1e-4
-    renormed = (raw - norm["mean"][0]) / norm["std"][0]
-    assert torch.equal(predict(model, renormed), predict(model, data.x_test))
+    assert norm == {"mean": list(data.mean), "std": list(data.std), "scale": 1 / 16}
+    raw = data.x_test.float()
+    assert raw.min().item() == 0 and raw.max().item() == 16
+    renormed = (raw * norm["scale"] - norm["mean"][0]) / norm["std"][0]
+    assert torch.equal(
+        predict(model, renormed), predict(model, data.x_test, prepare=data.normalize)
+    )
 
     assert main(["evaluate", str(out), "--device", "cpu"]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -123,7 +125,8 @@ def test_export_then_evaluate_round_trip(
 def test_torchscript_export_matches(exported: tuple[Path, FrozenTrial]) -> None:
     out, _ = exported
     scripted = torch.jit.load(str(out / "model.torchscript.pt"))
-    x = load_dataset("digits").x_test[:37]
+    digits = load_dataset("digits")
+    x = digits.normalize(digits.x_test[:37])
     assert torch.allclose(scripted(x), load_model(out)(x), atol=1e-6)
 
 
