@@ -48,6 +48,32 @@ def positive_float(text: str) -> float:
     return value
 
 
+_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def memory_budget(text: str) -> float:
+    """``--device-memory-budget``: a share of free device memory (0 to 1) or a size
+    (``8GB``, ``512MiB``, or bytes), returned as the share or the bytes.
+
+    Example:
+        >>> memory_budget("0.25"), memory_budget("2GiB")
+        (0.25, 2147483648.0)
+    """
+    t = text.strip().lower().removesuffix("b")
+    number = t.rstrip("kmgi")
+    unit = t[len(number) :]
+    try:
+        value = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        value = -1.0
+    if not 0 <= value < float("inf") or (unit == "" and 1 < value < 1024):
+        raise argparse.ArgumentTypeError(
+            f"must be a share of free device memory from 0 to 1, or a size such as 8GB "
+            f"(got {text!r})"
+        )
+    return value
+
+
 def storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",

@@ -17,7 +17,14 @@ import torch
 
 from storage import open_storage, redact_url, serve_storage
 from studies._signals import stop_on_signals
-from studies.cli._args import Parser, non_negative_int, positive_float, positive_int, storage_arg
+from studies.cli._args import (
+    Parser,
+    memory_budget,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    storage_arg,
+)
 from studies.cli._inspect import print_best
 from studies.run import (
     RunOptions,
@@ -85,6 +92,13 @@ def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
     p.add_argument("--study-name", metavar="NAME", help="name in the storage (default: the file's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-dir", metavar="DIR", help="where torchvision datasets are read")
+    p.add_argument(
+        "--device-memory-budget",
+        type=memory_budget,
+        metavar="SHARE|SIZE",
+        help="device memory the dataset may take, as a share of free memory or a size "
+        "(default 0.5); a bigger dataset stays in pinned host memory",
+    )
     p.add_argument("--seed", type=int, metavar="N", help="study seed (sampler and training)")
     p.add_argument("--epochs", type=positive_int, metavar="E", help="override epochs per trial")
     p.add_argument(

@@ -23,6 +23,8 @@ class RunOptions:
         study_name: Name in the storage (default: the study file's ``name``).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         data_dir: Where torchvision datasets are read.
+        device_memory_budget: The share of free device memory (0 to 1), or the bytes, a
+            dataset may take on the device; beyond it, it stays in pinned host memory.
         seed: Study seed (sampler and training); trial ``n`` trains with seed + ``n``.
         epochs: Epochs per trial, overriding the study file.
         threads: PyTorch CPU threads in this worker.
@@ -36,6 +38,7 @@ class RunOptions:
     study_name: str | None = None
     device: str = "auto"
     data_dir: str | None = None
+    device_memory_budget: float | None = None
     seed: int | None = None
     epochs: int | None = None
     threads: int | None = None

@@ -181,6 +181,7 @@ def run_study(
             val_fraction=spec.dataset.val_fraction,
             seed=spec.seed,  # the study file's: every worker, and export, splits alike
             family=spec.objective.space.model.family,
+            memory_budget=opts.device_memory_budget,
             **spec.dataset.reader_options(),
         )
     objective_cfg = spec.objective

@@ -64,6 +64,23 @@ def test_run_on_own_data_completes_two_trials(
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
 
 
+def test_device_memory_budget_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_image_folder(tmp_path / "pets", n_per_class=8)
+    study = _study(tmp_path, 'name = "image_folder"\npath = "pets"\nimage_size = [8, 8]', "cnn")
+    url = f"sqlite:///{tmp_path}/s.db"
+    # A budget of 0 keeps the images in host memory: trials still train and complete.
+    run = ["--quiet", "run", str(study), "--storage", url]
+    assert main([*run, "--device-memory-budget", "0"]) == 0
+    trials = optuna.load_study(study_name="mine", storage=open_storage(url)).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*run, "--device-memory-budget", "lots"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--device-memory-budget" in err and "'lots'" in err
+
+
 @pytest.mark.parametrize(
     ("dataset", "family", "message"),
     [

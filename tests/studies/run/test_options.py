@@ -16,6 +16,7 @@ EVERY_FLAG = [
     "--study-name", "named",
     "--device", "cpu",
     "--data-dir", "/data/x",
+    "--device-memory-budget", "2GiB",
     "--seed", "11",
     "--epochs", "4",
     "--threads", "2",
