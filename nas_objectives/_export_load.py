@@ -48,8 +48,8 @@ def load_model(
     """Rebuild an exported model, verified, on ``device`` and in eval mode.
 
     Inputs must be normalised as :func:`~nas_objectives.load_dataset` normalises the export's
-    dataset: ``(x - mean) / std`` per channel, with ``architecture.json``'s
-    ``input_normalization``.
+    dataset: ``(x * scale - mean) / std`` per channel for raw inputs ``x``, with
+    ``architecture.json``'s ``input_normalization``.
 
     Raises:
         ExportError: a file is missing, truncated or modified, or the weights do not fit the

@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from nas_objectives._export_load import load_model
-from nas_objectives._export_manifest import MANIFEST_FILE, ExportError, read_manifest
+from nas_objectives._export_manifest import (
+    ARCHITECTURE_FILE,
+    MANIFEST_FILE,
+    ExportError,
+    read_json,
+    read_manifest,
+)
 from nas_objectives.data import TensorData, load_dataset
 from nas_objectives.metrics import count_params
 from nas_objectives.models import build_model
@@ -98,6 +104,13 @@ def evaluate_export(
     data = load_dataset(
         ds["name"], device=device, data_dir=data_dir, val_fraction=val_fraction, **options
     )
+    exported = read_json(Path(export_dir) / ARCHITECTURE_FILE, "architecture").get("classes")
+    if exported is not None and list(exported) != list(data.classes):
+        raise ExportError(
+            f"{Path(export_dir) / ARCHITECTURE_FILE}: classes: the model was exported for "
+            f"{len(exported)} classes {exported[:5]}..., but the dataset now has "
+            f"{len(data.classes)}: {list(data.classes[:5])}..."
+        )
     correct = (predict(model, data.x_test, prepare=data.normalize) == data.y_test).sum().item()
     prov = manifest.get("provenance", {})
     trial = prov.get("trial") if isinstance(prov, dict) else None

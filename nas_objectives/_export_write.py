@@ -11,7 +11,7 @@ import logging
 import os
 import platform
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ def save_export(
     val_fraction: float,
     dataset_options: Mapping[str, Any] | None = None,
     normalization: Mapping[str, Any] | None = None,
+    classes: Sequence[str] = (),
     training: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
@@ -100,6 +101,8 @@ def save_export(
             stored unit (1/255 for uint8 pixels), stored in ``architecture.json`` as
             ``input_normalization`` for deployment: a model input is
             ``(x * scale - mean) / std`` of raw pixels ``x``.
+        classes: The name of each output class, in index order (``architecture.json``'s
+            ``classes``); evaluation checks the dataset still has them.
         training: How it was trained (seed, epochs, optimizer settings...), JSON-ready.
         provenance: Where it came from (study, trial, values, storage...), JSON-ready.
         metrics: Extra measurements for ``metrics.json`` (``params`` and ``flops`` are
@@ -143,6 +146,8 @@ def save_export(
             "summary": layout.summary(),
             "input_normalization": dict(normalization or {}),
         }
+        if classes:
+            architecture["classes"] = list(classes)
         _write_json(out / ARCHITECTURE_FILE, architecture)
         _write_json(out / METRICS_FILE, all_metrics)
         example = torch.zeros((2, *layout.input_shape))

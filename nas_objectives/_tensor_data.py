@@ -86,6 +86,21 @@ class TensorData:
         """Bytes the features of all three splits take as stored."""
         return sum(x.numel() * x.element_size() for x in (self.x_train, self.x_val, self.x_test))
 
+    def describe(self) -> dict[str, object]:
+        """What a study records of its data, JSON-ready: enough to check that a later
+        read (a worker elsewhere, ``export``, ``evaluate``) sees the same classes, split
+        and preprocessing."""
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "split_sizes": [len(self.y_train), len(self.y_val), len(self.y_test)],
+            "input_shape": list(self.input_shape),
+            "dtype": str(self.x_train.dtype).removeprefix("torch."),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "scale": self.scale,
+        }
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """A batch of stored features as normalised float32 on :attr:`device`.
 

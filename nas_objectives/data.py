@@ -120,7 +120,7 @@ def load_dataset(
     size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
     key: tuple[object, ...] = (name, str(dev), str(root), float(val_fraction), files, size)
     key += (channels, label, split, seed if name in FILE_DATASETS else None, memory_budget)
-    key += (None if cache_dir is None else str(cache_dir),)
+    key += (None if cache_dir is None else str(cache_dir), *(_stamp(f) for f in files))
     with _cache_lock:
         if key not in _cache:
             if name in FILE_DATASETS:
@@ -135,6 +135,17 @@ def load_dataset(
         data = _cache[key]
     _check_family(data, files[0] or name, family)
     return data
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """A file's (or folder's and its subfolders') size and mtime: part of the process
+    cache key, so a file or class folder changed since the last read is read again."""
+    if path is None or not path.exists():
+        return None
+    stats = [path.stat()]
+    if path.is_dir():
+        stats += [e.stat() for e in os.scandir(path) if e.is_dir()]
+    return sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
 
 
 def _check_family(data: TensorData, source: object, family: str | None) -> None:

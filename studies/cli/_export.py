@@ -142,6 +142,7 @@ def command_export(args: argparse.Namespace, url: str) -> int:
         val_fraction=spec.dataset.val_fraction,
         dataset_options={**spec.dataset.reader_options(), "seed": spec.seed},
         normalization={"mean": list(data.mean), "std": list(data.std), "scale": data.scale},
+        classes=data.classes,
         training={
             "seed": seed,
             "epochs": epochs,
