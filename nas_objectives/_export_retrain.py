@@ -36,12 +36,14 @@ def retrain(
     epochs: int,
     seed: int,
     augment: Sequence[str] = (),
+    min_steps: int = 0,
 ) -> tuple[nn.Module, TrainResult]:
     """Build ``layout`` and train it on ``data``'s training **and** validation splits.
 
     The model is initialised exactly as a trial initialises it (``torch.manual_seed(seed)``
     right before :func:`build_model`) and trained by :func:`nas_objectives.train` with the
-    same ``seed`` and ``augment`` (the study's ``[dataset] augment``); the caller's global
+    same ``seed``, ``augment`` (the study's ``[dataset] augment``) and ``min_steps`` (its
+    ``[training] min_steps``); the caller's global
     RNG state is left unchanged. The validation split is still what ``train`` reports per
     epoch, but it is now seen in training, so that figure is a training accuracy. Returns
     the model in eval mode, on ``data``'s device.
@@ -54,7 +56,9 @@ def retrain(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(layout)
-    result = train(model, settings, merged, epochs=epochs, seed=seed, augment=augment)
+    result = train(
+        model, settings, merged, epochs=epochs, seed=seed, augment=augment, min_steps=min_steps
+    )
     return model.eval(), result
 
 

@@ -34,12 +34,14 @@ class BatchFeeder:
         batch_size: Samples per batch (at most the training split's size).
         seed: Seeds the batch order. The order is drawn on the features' device, so one
             seed gives one order for each placement.
+        min_steps: At least this many batches per epoch: a small dataset's epoch goes on
+            into a fresh permutation (so a sample is seen at most once more than another).
     """
 
-    def __init__(self, data: TensorData, batch_size: int, seed: int) -> None:
+    def __init__(self, data: TensorData, batch_size: int, seed: int, min_steps: int = 0) -> None:
         self.data = data
         self.batch_size = min(batch_size, len(data.y_train))
-        self.steps = batch_count(len(data.y_train), self.batch_size)
+        self.steps = max(batch_count(len(data.y_train), self.batch_size), min_steps)
         self._host = data.placement == "host"
         self._gen = torch.Generator(device=data.x_train.device).manual_seed(seed)
         self._cuda = self._host and data.device.type == "cuda"
@@ -55,8 +57,14 @@ class BatchFeeder:
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch's batches, in a fresh random order."""
         x, y = self.data.x_train, self.data.y_train
-        perm = torch.randperm(len(y), device=x.device, generator=self._gen)
         bs = self.batch_size
+        per_pass = batch_count(len(y), bs)
+        # Enough permutations for the epoch's steps, each cut to whole batches.
+        perms = [
+            torch.randperm(len(y), device=x.device, generator=self._gen)[: per_pass * bs]
+            for _ in range(-(-self.steps // per_pass))
+        ]
+        perm = perms[0] if len(perms) == 1 else torch.cat(perms)
         if not self._host:
             for i in range(self.steps):
                 idx = perm[i * bs : (i + 1) * bs]

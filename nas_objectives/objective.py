@@ -200,6 +200,7 @@ class Objective:
             on_epoch=on_epoch,
             stop=self.stop,
             augment=cfg.augment,
+            min_steps=cfg.space.training.min_steps,
         )
         if epoch_pruner is None:  # else the last epoch already stored the whole curve
             trial.set_user_attr(record.VAL_ACCURACY, curve)

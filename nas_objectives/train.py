@@ -142,6 +142,7 @@ def train(
     on_epoch: Callable[[EpochResult], None] | None = None,
     stop: threading.Event | None = None,
     augment: Sequence[str] = (),
+    min_steps: int = 0,
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split for ``epochs`` epochs.
 
@@ -153,7 +154,9 @@ def train(
     the batch order and the dropout masks; the caller's global RNG state is left unchanged.
     Setting ``stop`` ends training before the next step. ``augment`` names augmentations
     (``"flip"``, ``"crop"``) applied to every training batch on the device, drawn from a
-    generator seeded from ``seed``; validation batches are never augmented.
+    generator seeded from ``seed``; validation batches are never augmented. ``min_steps``
+    is a floor on the optimizer steps of the whole run: a small dataset's epochs are
+    lengthened to ``ceil(min_steps / epochs)`` steps each (see ``TrainingSpace``).
 
     Raises:
         NonFiniteLossError: the epoch's mean training loss is NaN or infinite.
@@ -172,7 +175,7 @@ def train(
     augment = check_augment(augment, data.input_shape)
     device = data.device
     model.to(device).train()
-    feeder = BatchFeeder(data, settings.batch_size, seed)
+    feeder = BatchFeeder(data, settings.batch_size, seed, min_steps=-(-min_steps // epochs))
     steps = feeder.steps
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings, steps * epochs)

@@ -121,7 +121,13 @@ def command_export(args: argparse.Namespace, url: str) -> int:
     )
     try:
         model, result = retrain(
-            layout, settings, data, epochs=epochs, seed=seed, augment=spec.objective.augment
+            layout,
+            settings,
+            data,
+            epochs=epochs,
+            seed=seed,
+            augment=spec.objective.augment,
+            min_steps=spec.objective.space.training.min_steps,
         )
     except TrainingError as exc:  # a NaN loss, say: the trial's settings, not a bug here
         raise ExportError(f"trial {trial.number}: retraining failed: {exc}") from None

@@ -328,9 +328,15 @@ class _Parser(FieldReader):
         return result
 
     def training(self, data: Mapping[str, Any]) -> TrainingSpace:
-        t = self.table(data, "training", "training", {"batch_size", "schedule", "label_smoothing"})
+        t = self.table(
+            data, "training", "training", {"batch_size", "schedule", "label_smoothing", "min_steps"}
+        )
         d = TrainingSpace()
+        min_steps = t.get("min_steps", d.min_steps)
+        if isinstance(min_steps, bool) or not isinstance(min_steps, int) or min_steps < 0:
+            raise self.fail("training.min_steps", "must be a whole number, 0 or more", min_steps)
         return TrainingSpace(
+            min_steps=min_steps,
             batch_size=self.choice(t, "batch_size", "training", d.batch_size, int),
             schedule=self.choice(t, "schedule", "training", d.schedule, SCHEDULES),
             label_smoothing=self.range_(
