@@ -65,3 +65,6 @@ FAIL_REASON = "fail_reason"
 
 #: The study's own file, as parsed TOML, so results can be read and replayed later.
 STUDY_SPEC = "nas_study_spec"
+#: What the first worker read: class names, split sizes and the training split's
+#: per-channel (per-feature) statistics (:meth:`~nas_objectives.data.TensorData.describe`).
+DATASET = "nas_study_dataset"

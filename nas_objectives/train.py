@@ -51,6 +51,28 @@ class TrainResult:
         return len(self.history)
 
 
+_prewarm_started = threading.Event()
+
+
+def prewarm() -> None:
+    """Start importing, on a background thread, what the first optimizer step imports.
+
+    ``torch.optim``'s step wrappers import ``torch._dynamo`` the first time a step runs:
+    1 to 4 s on this project's 2-core CI machine (over 10 s under load), paid inside the
+    first trial of every process. A worker calls this before it loads its data, so the
+    import overlaps the data loading and the study's opening instead. Safe to call more
+    than once; the first step simply waits on Python's import lock if it is not done.
+    """
+    if _prewarm_started.is_set():
+        return
+    _prewarm_started.set()
+
+    def _import() -> None:
+        import torch._dynamo  # noqa: F401
+
+    threading.Thread(target=_import, name="nas-study-prewarm", daemon=True).start()
+
+
 def make_optimizer(model: nn.Module, s: OptimizerSettings) -> torch.optim.Optimizer:
     """The optimizer ``s`` names, fused where PyTorch has a fused kernel (CPU and CUDA)."""
     params = list(model.parameters())

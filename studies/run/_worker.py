@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from nas_objectives import Objective, TensorData, failure_reason, load_dataset, record
+from nas_objectives.train import prewarm
 from storage.optuna_compat import is_heartbeat_enabled, study_storage, trial_id
 from studies.errors import BudgetReachedError
 from studies.pruners import build_epoch_pruner
@@ -172,6 +173,7 @@ def run_study(
         StudyRunError, nas_objectives.DatasetError: setup problems, before any trial runs.
     """
     opts = dataclasses.replace(options or RunOptions(), **overrides)
+    prewarm()  # the first optimizer step's torch._dynamo import, while the data loads
     if data is None:
         # Load data before touching the study, so a missing dataset costs no trial.
         data = load_dataset(
@@ -192,6 +194,8 @@ def run_study(
     study = open_study(
         spec, storage, study_name=opts.study_name, seed=objective_cfg.seed + opts.worker_index
     )
+    if record.DATASET not in study.user_attrs:  # the first worker records what it read
+        study.set_user_attr(record.DATASET, data.describe())
     if on_start is not None:
         on_start(study)
     stop = stop or threading.Event()

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas_objectives import load_dataset, load_model, predict
+from nas_objectives import load_dataset, load_model, predict, record
 from storage import open_storage
 from studies.cli import main
 from tests.dataset_files import separable_table, write_image_folder, write_table
@@ -132,3 +132,21 @@ def test_export_and_evaluate_an_image_folder_study(
     )
     assert report["n_test"] == len(data.y_test) > 0
     assert report["test_accuracy"] == pytest.approx(accuracy)
+
+    # The study recorded what its workers read, and the export names its classes.
+    stored = optuna.load_study(study_name="mine", storage=open_storage(url)).user_attrs
+    assert stored[record.DATASET]["classes"] == ["cat", "dog", "owl"]
+    assert stored[record.DATASET]["split_sizes"] == [
+        len(data.y_train),
+        len(data.y_val),
+        len(data.y_test),
+    ]
+    assert stored[record.DATASET]["mean"] == list(data.mean)
+    assert json.loads((out / "architecture.json").read_text())["classes"] == ["cat", "dog", "owl"]
+    # A class renamed since: evaluate refuses to score the model against other classes.
+    pets = tmp_path / "project" / "data" / "pets"
+    (pets / "owl").rename(pets / "emu")
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "architecture.json: classes: " in err
