@@ -14,7 +14,7 @@ import importlib
 import math
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,43 +162,67 @@ def _open_image(path: str) -> Any:
 
 def read_tensor_file(path: Path) -> RawData:
     """``x``/``y`` (and optional ``x_val``/``y_val``, ``x_test``/``y_test``) from a file."""
-    arrays = _read_arrays(path)
-    splits: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    return raw_from_arrays(_read_arrays(path), path, "dataset.path")
+
+
+def raw_from_arrays(
+    arrays: Mapping[str, np.ndarray], where: object, field: str | None = None
+) -> RawData:
+    """``x``/``y`` arrays, and optional ``x_val``/``y_val`` and ``x_test``/``y_test``, checked
+    and mapped into :class:`RawData`: what a tensor file and in-memory arrays share.
+
+    ``x`` is ``(N, C, H, W)`` or tabular ``(N, F)``; ``y`` holds whole-number labels, or
+    (in memory only) strings, mapped to ``0..K-1`` in sorted order (numbers as numbers) by
+    one mapping over all splits. Messages start ``where: field: `` for a file
+    (``field="dataset.path"``), or ``where: `` for in-memory arrays (``field=None``), whose
+    messages then name the array, as ``arrays: y: labels must be whole numbers``.
+
+    Raises:
+        DatasetError: a split with only one of its arrays, arrays of other shapes, lengths
+            that differ, non-numeric or non-finite features, labels that are not whole
+            numbers, or a single class.
+    """
+
+    def fail(problem: str, value: Any = ...) -> DatasetError:
+        got = "" if value is ... else f" (got {value!r})"
+        return DatasetError(f"{where}: {field + ': ' if field else ''}{problem}{got}")
+
+    present: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for suffix in ("", "_val", "_test"):
         xk, yk = f"x{suffix}", f"y{suffix}"
-        if xk not in arrays and yk not in arrays and suffix:
-            splits[suffix] = None
+        xs, ys = arrays.get(xk), arrays.get(yk)
+        if xs is None and ys is None and suffix:
             continue
-        for k in (xk, yk):
-            if k not in arrays:
-                raise data_error(
-                    path, "dataset.path", f"no array {k!r} (arrays: {', '.join(sorted(arrays))})"
-                )
-        splits[suffix] = (_features(path, xk, arrays[xk]), _whole_labels(path, yk, arrays[yk]))
-        if len(splits[suffix][0]) != len(splits[suffix][1]):  # type: ignore[index]
-            raise data_error(
-                path,
-                "dataset.path",
-                f"{xk} has {len(arrays[xk])} rows but {yk} has {len(arrays[yk])}",
-                None,
-            )
-    present = {k: v for k, v in splits.items() if v is not None}
-    shapes = {k: v[0].shape[1:] for k, v in present.items()}
+        if xs is None or ys is None:
+            missing, given = (xk, yk) if xs is None else (yk, xk)
+            if field is not None:
+                raise fail(f"no array {missing!r} (arrays: {', '.join(sorted(arrays))})")
+            raise fail(f"{missing}: missing, but {given} is given")
+        x, y = _features(fail, xk, xs), _labels(fail, yk, ys, text=field is None)
+        if len(x) != len(y):
+            raise fail(f"{xk} has {len(x)} rows but {yk} has {len(y)}")
+        present[suffix] = (x, y)
+    shapes = {f"x{k}": tuple(v[0].shape[1:]) for k, v in present.items()}
     if len(set(shapes.values())) > 1:
-        raise data_error(path, "dataset.path", "x arrays differ in shape per sample", shapes)
-    # One label mapping over all splits: sorted unique values -> 0..K-1.
-    values = np.unique(np.concatenate([v[1] for v in present.values()]))
-    classes = tuple(str(v) for v in values)
-    _need_two_classes(path, "dataset.path", classes)
-    features, scale = feature_tensors([v[0] for v in present.values()])
-    tensors: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {k: None for k in splits}
-    for (k, v), x in zip(present.items(), features, strict=True):
-        tensors[k] = (x, torch.from_numpy(np.searchsorted(values, v[1]).astype(np.int64)))
-    train, val, test = tensors[""], tensors["_val"], tensors["_test"]
-    assert train is not None
+        raise fail("x arrays differ in shape per sample", shapes)
+    labels = [y for _, y in present.values()]
+    if all(y.dtype.kind not in "USO" for y in labels):
+        values = np.unique(np.concatenate(labels))
+        classes = tuple(str(v) for v in values)
+        index = [np.searchsorted(values, y).astype(np.int64) for y in labels]
+    else:  # class names as they are
+        as_text = [[str(v) for v in y] for y in labels]
+        classes = _sorted_classes([v for y in as_text for v in y])
+        position = {c: i for i, c in enumerate(classes)}
+        index = [np.asarray([position[v] for v in y], dtype=np.int64) for y in as_text]
+    if len(classes) < 2:
+        raise fail("y: a classifier needs at least 2 classes", list(classes))
+    features, scale = feature_tensors([x for x, _ in present.values()])
+    split = {k: (x, torch.from_numpy(i)) for k, x, i in zip(present, features, index, strict=True)}
+    val, test = split.get("_val"), split.get("_test")
     return RawData(
-        train[0],
-        train[1],
+        split[""][0],
+        split[""][1],
         val[0] if val else None,
         val[1] if val else None,
         test[0] if test else None,
@@ -269,32 +293,30 @@ def _as_array(path: Path, key: str, value: object) -> np.ndarray:
     raise data_error(path, "dataset.path", f"{key!r} is not a tensor", type(value).__name__)
 
 
-def _features(path: Path, key: str, x: np.ndarray) -> np.ndarray:
+def _features(fail: Callable[..., DatasetError], key: str, x: np.ndarray) -> np.ndarray:
     if x.ndim not in (2, 4):
-        raise data_error(
-            path, "dataset.path", f"{key} must be (N, C, H, W) or (N, F)", tuple(x.shape)
-        )
+        raise fail(f"{key} must be (N, C, H, W) or (N, F)", tuple(x.shape))
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise data_error(path, "dataset.path", f"{key} must be numeric", str(x.dtype))
+        raise fail(f"{key} must be numeric", str(x.dtype))
     if not np.isfinite(x).all():
-        raise data_error(path, "dataset.path", f"{key} holds NaN or infinite values")
+        raise fail(f"{key} holds NaN or infinite values")
     return x
 
 
-def _whole_labels(path: Path, key: str, y: np.ndarray) -> np.ndarray:
+def _labels(fail: Callable[..., DatasetError], key: str, y: np.ndarray, text: bool) -> np.ndarray:
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1:
-        raise data_error(path, "dataset.path", f"{key} must be (N,)", tuple(y.shape))
+        raise fail(f"{key} must be (N,)", tuple(y.shape))
+    if text and y.dtype.kind in "USO":
+        return y  # strings are class names as they are
     if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
         return y.astype(np.int64)
     if np.issubdtype(y.dtype, np.floating):
         bad = ~np.isfinite(y) | (y != np.round(y))
         if not bad.any():
             return y.astype(np.int64)
-        raise data_error(
-            path, "dataset.path", f"{key}: labels must be whole numbers", float(y[bad][0])
-        )
-    raise data_error(path, "dataset.path", f"{key}: labels must be whole numbers", str(y.dtype))
+        raise fail(f"{key}: labels must be whole numbers", float(y[bad][0]))
+    raise fail(f"{key}: labels must be whole numbers", str(y.dtype))
 
 
 # -- CSV -----------------------------------------------------------------------------------

@@ -28,11 +28,7 @@ from nas_objectives._data_errors import DatasetError, data_error
 from nas_objectives._data_files import (
     FILE_DATASETS,
     RawData,
-    _features,
-    _need_two_classes,
-    _sorted_classes,
-    _whole_labels,
-    feature_tensors,
+    raw_from_arrays,
     read_csv,
     read_image_folder,
     read_tensor_file,
@@ -198,56 +194,9 @@ def tensor_data_from_arrays(
         >>> d.input_shape, d.num_classes, d.classes, len(d.x_test)
         ((3, 1, 1), 2, ('0', '1'), 10)
     """
-    given = {"": (x, y), "_val": (x_val, y_val), "_test": (x_test, y_test)}
-    splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for suffix, (xs, ys) in given.items():
-        xk, yk = f"x{suffix}", f"y{suffix}"
-        if xs is None and ys is None:
-            continue
-        if xs is None or ys is None:
-            missing, present = (xk, yk) if xs is None else (yk, xk)
-            raise DatasetError(f"{name}: {missing}: missing, but {present} is given")
-        xa = _checked(_features, name, xk, _as_numpy(xs))
-        ya = _as_numpy(ys)
-        ya = ya.reshape(-1) if ya.ndim == 2 and ya.shape[1] == 1 else ya
-        if ya.dtype.kind not in "USO":  # strings are class names as they are
-            ya = _checked(_whole_labels, name, yk, ya)
-        elif ya.ndim != 1:
-            raise data_error(name, yk, "must be (N,)", tuple(ya.shape))
-        if len(xa) != len(ya):
-            raise data_error(name, yk, f"has {len(ya)} rows but {xk} has {len(xa)}", len(ya))
-        splits[suffix] = (xa, ya)
-    shapes = {f"x{k}": tuple(v[0].shape[1:]) for k, v in splits.items()}
-    if len(set(shapes.values())) > 1:
-        raise data_error(name, "x", "arrays differ in shape per sample", shapes)
-    # One label mapping over all splits, as for tensor files: sorted values -> 0..K-1.
-    labels = [v[1] for v in splits.values()]
-    if all(a.dtype.kind not in "USO" for a in labels):
-        values = np.unique(np.concatenate(labels))
-        classes = tuple(str(v) for v in values)
-        index = [np.searchsorted(values, a) for a in labels]
-    else:
-        as_text = [np.asarray([str(v) for v in a]) for a in labels]
-        classes = _sorted_classes([str(v) for a in as_text for v in a])
-        position = {c: i for i, c in enumerate(classes)}
-        index = [np.asarray([position[v] for v in a], dtype=np.int64) for a in as_text]
-    _checked(_need_two_classes, name, "y", classes)
-    features, scale = feature_tensors([xa for xa, _ in splits.values()])
-    tensors: dict[str, torch.Tensor | None] = {}
-    for suffix, xt, ia in zip(splits, features, index, strict=True):
-        tensors[f"x{suffix}"] = xt
-        tensors[f"y{suffix}"] = torch.from_numpy(np.asarray(ia, dtype=np.int64))
-    raw = RawData(
-        tensors["x"],  # type: ignore[arg-type]
-        tensors["y"],  # type: ignore[arg-type]
-        tensors.get("x_val"),
-        tensors.get("y_val"),
-        tensors.get("x_test"),
-        tensors.get("y_test"),
-        classes,
-        tabular=splits[""][0].ndim == 2,
-        scale=scale,
-    )
+    given = {"x": x, "y": y, "x_val": x_val, "y_val": y_val, "x_test": x_test, "y_test": y_test}
+    arrays = {k: _as_numpy(v) for k, v in given.items() if v is not None}
+    raw = raw_from_arrays(arrays, name)
     dev = torch.device(device)
     data = _split_files(name, raw, dev, val_fraction, seed, memory_budget, field="y")
     _check_family(data, name, family)
@@ -258,17 +207,6 @@ def _as_numpy(a: Any) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         return a.detach().cpu().numpy()
     return np.asarray(a)
-
-
-def _checked(check: Any, name: str, key: str, value: Any) -> Any:
-    """Run a tensor-file check on an in-memory array: its message names the argument
-    (``arrays: x: ...``), not the study file's ``dataset.path``."""
-    try:
-        return check(name, key, value)
-    except DatasetError as exc:
-        message = str(exc).replace(f"{name}: dataset.path: ", f"{name}: ", 1)
-        message = message.replace(f"{name}: dataset.label: ", f"{name}: ", 1)
-        raise DatasetError(message) from None
 
 
 def _load_uncached(
