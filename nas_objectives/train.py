@@ -51,26 +51,18 @@ class TrainResult:
         return len(self.history)
 
 
-_prewarm_started = threading.Event()
-
-
 def prewarm() -> None:
-    """Start importing, on a background thread, what the first optimizer step imports.
+    """Import now what the first optimizer step would import inside the first trial.
 
     ``torch.optim``'s step wrappers import ``torch._dynamo`` the first time a step runs:
-    1 to 4 s on this project's 2-core CI machine (over 10 s under load), paid inside the
-    first trial of every process. A worker calls this before it loads its data, so the
-    import overlaps the data loading and the study's opening instead. Safe to call more
-    than once; the first step simply waits on Python's import lock if it is not done.
+    1 to 4 s on this project's 2-core CI machine (over 10 s under load), which made the
+    first trial of every process look many times slower than the rest (and skewed its
+    timing against the pruner's peers). A worker calls this once at start-up. It is not
+    done on a background thread: the import is GIL-bound Python, so a thread would hardly
+    overlap it with the data loading, and concurrent imports of torch's modules can meet
+    Python's import-deadlock fallback, which hands one thread a half-initialised module.
     """
-    if _prewarm_started.is_set():
-        return
-    _prewarm_started.set()
-
-    def _import() -> None:
-        import torch._dynamo  # noqa: F401
-
-    threading.Thread(target=_import, name="nas-study-prewarm", daemon=True).start()
+    import torch._dynamo  # noqa: F401
 
 
 def make_optimizer(model: nn.Module, s: OptimizerSettings) -> torch.optim.Optimizer:

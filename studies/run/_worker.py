@@ -173,7 +173,7 @@ def run_study(
         StudyRunError, nas_objectives.DatasetError: setup problems, before any trial runs.
     """
     opts = dataclasses.replace(options or RunOptions(), **overrides)
-    prewarm()  # the first optimizer step's torch._dynamo import, while the data loads
+    prewarm()  # the first optimizer step's torch._dynamo import, before any trial
     if data is None:
         # Load data before touching the study, so a missing dataset costs no trial.
         data = load_dataset(
