@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from nas_objectives.cell import CellNetwork
 from nas_objectives.space import Layout
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -32,6 +33,8 @@ def build_model(layout: Layout) -> nn.Module:
         return MLP(layout)
     if layout.family == "cnn":
         return CNN(layout)
+    if layout.family == "cell":
+        return CellNetwork(layout)
     raise ValueError(f"unknown model family {layout.family!r}")
 
 

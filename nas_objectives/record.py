@@ -60,6 +60,14 @@ TRAIN_SECONDS = "train_seconds"
 PRUNED_AT_EPOCH = "pruned_at_epoch"
 PRUNED_BY = "pruned_by"
 FAIL_REASON = "fail_reason"
+#: Where an enqueued trial came from (``"oneshot"``); absent on a sampled trial. A one-shot
+#: proposal also stores the search's method (``darts-1st+beta``), its lambda (the weight of
+#: the cost in the architecture loss), its seed and its wall time in seconds.
+PROPOSED_BY = "proposed_by"
+ONESHOT_METHOD = "oneshot_method"
+ONESHOT_LAMBDA = "oneshot_lambda"
+ONESHOT_SEED = "oneshot_seed"
+ONESHOT_SEARCH_SECONDS = "oneshot_search_seconds"
 
 # --------------------------------------------------------------------------- study keys
 

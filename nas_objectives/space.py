@@ -9,6 +9,8 @@ Parameter names are stable and indexed so dashboards and reports can read them:
 * MLP: ``n_layers``, ``units_l0`` ... ``units_l{n-1}``, ``activation``, ``norm``, ``dropout``.
 * CNN: ``n_blocks``, ``channels_l{i}``, ``kernel_l{i}``, ``activation``, ``norm``,
   ``pooling``, ``residual``, ``dropout``.
+* Cell: ``width`` (stem channels C), ``cells_per_stage`` (N), and one categorical per edge,
+  ``edge_{to}_{from}`` (``edge_1_0``, ``edge_2_0``, ``edge_2_1``, ...).
 * Optimizer: ``optimizer``, then ``{optimizer}_lr``, ``{optimizer}_weight_decay``,
   ``{optimizer}_beta1``/``_beta2`` (adam, adamw), ``{optimizer}_momentum`` (sgd, rmsprop),
   ``sgd_nesterov``.
@@ -26,7 +28,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-FAMILIES = ("mlp", "cnn")
+from nas_objectives._cell_graph import CELL_OPS, NB201_OPS, cell_edges, edge_param, to_nb201
+
+__all__ = [
+    "ACTIVATIONS",
+    "CELL_OPS",
+    "FAMILIES",
+    "NB201_OPS",
+    "NORMS",
+    "OPTIMIZERS",
+    "OPTIMIZER_HYPERPARAMETERS",
+    "POOLINGS",
+    "SCHEDULES",
+    "Choice",
+    "FloatRange",
+    "IntRange",
+    "Layout",
+    "ModelSpace",
+    "OptimizerSettings",
+    "OptimizerSpace",
+    "SearchSpace",
+    "SuggestTrial",
+    "TrainingSpace",
+    "suggest",
+]
+
+FAMILIES = ("mlp", "cnn", "cell")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "leaky_relu", "elu")
 NORMS = ("none", "batch", "layer")
 POOLINGS = ("max", "avg", "none")
@@ -101,7 +128,9 @@ class ModelSpace:
     """Ranges of the architecture. ``width`` is units (MLP) or channels (CNN) per layer.
 
     A numeric field is a range or a :class:`Choice` of numbers (a grid, sampled as a
-    categorical parameter).
+    categorical parameter). A cell space uses ``width`` (stem channels), ``nodes``, ``ops``
+    (the choices of every edge) and ``cells_per_stage``; its depth, activation, norm and
+    dropout are NAS-Bench-201's (fixed).
     """
 
     family: str = "mlp"
@@ -114,6 +143,10 @@ class ModelSpace:
     kernel_size: Choice = Choice((3,))
     pooling: Choice = Choice(("max",))
     residual: Choice = Choice((False,))
+    # Cell only.
+    nodes: int = 4
+    ops: tuple[str, ...] = NB201_OPS
+    cells_per_stage: IntRange | Choice = IntRange(1, 1)
 
 
 @dataclass(frozen=True)
@@ -163,7 +196,8 @@ class Layout:
     """A concrete architecture: everything :func:`nas_objectives.build_model` needs.
 
     ``widths`` holds hidden units (MLP) or channels (CNN) per layer; ``kernel_sizes`` is
-    empty for an MLP.
+    empty for an MLP. A cell layout holds ``widths == (C,)``, ``nodes``, ``cell`` (its edges'
+    ops in NAS-Bench-201's order) and ``cells_per_stage``.
     """
 
     family: str
@@ -176,9 +210,15 @@ class Layout:
     kernel_sizes: tuple[int, ...] = ()
     pooling: str = "none"
     residual: bool = False
+    nodes: int = 0
+    cell: tuple[str, ...] = ()
+    cells_per_stage: int = 0
 
     def summary(self) -> str:
-        """One line, e.g. ``64-256-128-10 relu bn drop0.1``."""
+        """One line, e.g. ``64-256-128-10 relu bn drop0.1``; for a cell, its NAS-Bench-201
+        string then the width and cells per stage: ``|nor_conv_3x3~0|+|...| C16 N5``."""
+        if self.family == "cell":
+            return f"{to_nb201(self.cell)} C{self.widths[0]} N{self.cells_per_stage}"
         norm = {"none": "", "batch": "bn", "layer": "ln"}[self.norm]
         drop = f"drop{self.dropout:.2g}" if self.dropout > 0 else ""
         if self.family == "mlp":
@@ -202,7 +242,7 @@ class Layout:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Layout:
         values = dict(data)
-        for key in ("input_shape", "widths", "kernel_sizes"):
+        for key in ("input_shape", "widths", "kernel_sizes", "cell"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
@@ -266,6 +306,9 @@ def suggest(
         ('64-32-10 relu', 'adamw lr=1e-3 bs=128 constant')
     """
     m = space.model
+    if m.family == "cell":
+        layout = _suggest_cell(trial, m, input_shape, num_classes)
+        return layout, _suggest_settings(trial, space)
     if m.family == "mlp":
         depth = m.depth.sample(trial, "n_layers")
         widths = tuple(m.width.sample(trial, f"units_l{i}") for i in range(depth))
@@ -296,7 +339,29 @@ def suggest(
         pooling=pooling,
         residual=residual,
     )
+    return layout, _suggest_settings(trial, space)
 
+
+def _suggest_cell(
+    trial: SuggestTrial, m: ModelSpace, input_shape: tuple[int, int, int], num_classes: int
+) -> Layout:
+    width = int(m.width.sample(trial, "width"))
+    n = int(m.cells_per_stage.sample(trial, "cells_per_stage"))
+    ops = Choice(tuple(m.ops))
+    cell = tuple(str(ops.sample(trial, edge_param(i, j))) for i, j in cell_edges(m.nodes))
+    return Layout(
+        family="cell",
+        input_shape=tuple(input_shape),  # type: ignore[arg-type]
+        num_classes=num_classes,
+        widths=(width,),
+        norm="batch",
+        nodes=m.nodes,
+        cell=cell,
+        cells_per_stage=n,
+    )
+
+
+def _suggest_settings(trial: SuggestTrial, space: SearchSpace) -> OptimizerSettings:
     names = list(space.optimizers)
     name = Choice(tuple(names)).sample(trial, "optimizer")
     o = space.optimizers[name]
@@ -323,4 +388,4 @@ def suggest(
         schedule=t.schedule.sample(trial, "schedule"),
         label_smoothing=t.label_smoothing.sample(trial, "label_smoothing"),
     )
-    return layout, settings
+    return settings

@@ -15,7 +15,7 @@ import optuna
 
 from nas_objectives import DatasetError, ExportError
 from storage import StorageError, redact_text, resolve_storage_url
-from studies.cli import _dashboard, _export, _inspect, _report, _run
+from studies.cli import _dashboard, _export, _inspect, _oneshot, _report, _run
 from studies.cli._args import Parser
 from studies.errors import StudyRunError, StudySpecError
 from studies.run import show_progress
@@ -23,7 +23,7 @@ from studies.run import show_progress
 _EXPECTED = (StudySpecError, StorageError, DatasetError, StudyRunError, ExportError)
 _OWN_LOGGERS = ("nas_study", "studies", "storage", "nas_objectives")
 #: The command groups, in the order ``--help`` lists them.
-_GROUPS = (_run, _inspect, _dashboard, _report, _export)
+_GROUPS = (_run, _oneshot, _inspect, _dashboard, _report, _export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,15 +42,31 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 def trial_rows(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     """One dict per trial: ``trial``, one key per objective, ``epochs`` trained, ``arch``."""
     names = metric_names(study)
+    # Where trials were proposed (``nas-study oneshot``), a column says which; otherwise
+    # the table stays as it always was.
+    proposed = any(record.PROPOSED_BY in t.user_attrs for t in trials)
     rows = []
     for t in trials:
         row: dict[str, Any] = {"trial": t.number}
         for name, value in zip(names, t.values or [], strict=False):
             row[name] = int(value) if name in ("params", "flops") else value
         row["epochs"] = t.user_attrs.get(record.EPOCHS_RUN)
+        if proposed:
+            row["proposed_by"] = _proposed_by(t)
         row["arch"] = t.user_attrs.get(record.ARCH, "")
         rows.append(row)
     return rows
+
+
+def _proposed_by(trial: FrozenTrial) -> str:
+    """``oneshot darts-1st+beta lambda=0.5`` for a proposed trial, ``sampler`` otherwise."""
+    by = trial.user_attrs.get(record.PROPOSED_BY)
+    if by is None:
+        return "sampler"
+    method = trial.user_attrs.get(record.ONESHOT_METHOD)
+    lam = trial.user_attrs.get(record.ONESHOT_LAMBDA)
+    parts = [str(by), str(method) if method else "", f"lambda={lam:.3g}" if lam is not None else ""]
+    return " ".join(p for p in parts if p)
 
 
 def summary_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:

@@ -5,6 +5,10 @@ Search", AAAI 2019 (arXiv:1802.01548). The population is the ``population_size``
 finished trials; each new trial copies the winner of a tournament among ``sample_size``
 random members and changes one of its choices. Old trials leave the population by age
 (trial number), not by fitness, which is the "regularization".
+
+With ``crossover_prob`` a child first mixes two tournament winners gene by gene (uniform
+crossover, Syswerda 1989; the pairing of crossover with mutation that genetic NAS such as
+Xie and Yuille's "Genetic CNN", ICCV 2017, uses), then is mutated as usual.
 """
 
 from __future__ import annotations
@@ -44,15 +48,19 @@ from studies.samplers._base import (
 #: System attributes written on each child trial, for lineage in reports.
 PARENT_ATTR = "RegularizedEvolutionSampler:parent"
 MUTATION_ATTR = "RegularizedEvolutionSampler:mutation"
+#: Both parents of a crossover child, ``[first, second]`` (absent on a mutation-only child).
+PARENTS_ATTR = "RegularizedEvolutionSampler:parents"
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """What a child trial copies (its parent's params) and which one name it mutates."""
+    """What a child trial copies (its parent's params, or a crossover of two parents'),
+    and which one name it mutates."""
 
     parent: int
     params: dict[str, Any]
     mutate: str | None
+    second_parent: int | None = None
 
 
 class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
@@ -80,6 +88,11 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
     mutated name are stored on the trial as system attributes
     (``RegularizedEvolutionSampler:parent`` and ``:mutation``).
 
+    With probability ``crossover_prob``, step 3 starts from a crossover instead: a second
+    tournament picks another parent, and each param is copied from one of the two, drawn
+    with equal odds (a param only one parent has comes from that one). The child is then
+    mutated as above, and both parents are stored as ``RegularizedEvolutionSampler:parents``.
+
     The population is rebuilt from the storage for every trial, so any number of workers
     can share a study. All randomness of trial ``n`` derives from ``(seed, n)``, so a run
     is repeatable and a restarted worker samples as before.
@@ -89,6 +102,8 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
         sample_size: Tournament size (S), from 1 to ``population_size``.
         mutation_scale: Standard deviation of a numeric mutation, as a fraction of the
             range's width (on a log scale for log ranges), in ``(0, 1]``.
+        crossover_prob: Probability in ``[0, 1]`` that a child is a crossover of two
+            parents before its mutation; 0 (the default) is Real et al.'s mutation only.
         seed: Seed of the random choices.
 
     Example:
@@ -105,6 +120,7 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
         population_size: int = 20,
         sample_size: int = 5,
         mutation_scale: float = 0.25,
+        crossover_prob: float = 0.0,
         *,
         seed: int | None = None,
     ) -> None:
@@ -123,6 +139,10 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
         self._population_size = population_size
         self._sample_size = sample_size
         self._mutation_scale = float(mutation_scale)
+        require_number("crossover_prob", crossover_prob)
+        if not 0 <= crossover_prob <= 1:
+            raise ValueError(f"crossover_prob must be in [0, 1], got {crossover_prob}")
+        self._crossover_prob = float(crossover_prob)
         super().__init__()
         self._seed = base_seed(seed)
 
@@ -135,6 +155,10 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
         if plan is not None:
             study_storage(study).set_trial_system_attr(trial_id(trial), PARENT_ATTR, plan.parent)
             study_storage(study).set_trial_system_attr(trial_id(trial), MUTATION_ATTR, plan.mutate)
+            if plan.second_parent is not None:
+                study_storage(study).set_trial_system_attr(
+                    trial_id(trial), PARENTS_ATTR, [plan.parent, plan.second_parent]
+                )
 
     def sample_independent(
         self,
@@ -168,9 +192,36 @@ class RegularizedEvolutionSampler(IndependentSampler[_Plan]):
         keys = tournament_keys(population, study.directions)
         drawn = rng.choice(len(population), size=self._sample_size, replace=False)
         winner = population[min(drawn.tolist(), key=lambda i: keys[i])]
-        mutable = sorted(n for n, d in winner.distributions.items() if not d.single())
+        params = dict(winner.params)
+        distributions = dict(winner.distributions)
+        second: int | None = None
+        if self._crossover_prob > 0 and rng.random() < self._crossover_prob:
+            # The second tournament excludes the first winner, so the two parents differ.
+            others = [i for i in range(len(population)) if population[i] is not winner]
+            size = min(self._sample_size, len(others))
+            drawn2 = rng.choice(others, size=size, replace=False)
+            mate = population[min(drawn2.tolist(), key=lambda i: keys[i])]
+            second = mate.number
+            params = uniform_crossover(winner.params, mate.params, rng)
+            distributions = {**mate.distributions, **winner.distributions}
+        mutable = sorted(n for n, d in distributions.items() if not d.single())
         mutate_name = mutable[int(rng.integers(len(mutable)))] if mutable else None
-        return _Plan(winner.number, dict(winner.params), mutate_name)
+        return _Plan(winner.number, params, mutate_name, second)
+
+
+def uniform_crossover(
+    first: dict[str, Any], second: dict[str, Any], rng: np.random.Generator
+) -> dict[str, Any]:
+    """Each param from ``first`` or ``second`` with equal odds; a param only one of them has
+    comes from that one. Names are visited in sorted order, so ``rng`` alone fixes the child.
+    """
+    child = {}
+    for name in sorted(set(first) | set(second)):
+        if name not in second or (name in first and rng.random() < 0.5):
+            child[name] = first[name]
+        else:
+            child[name] = second[name]
+    return child
 
 
 def tournament_keys(

@@ -26,12 +26,14 @@ from nas_objectives import (
     POOLINGS,
     SCHEDULES,
     FloatRange,
+    IntRange,
     ModelSpace,
     ObjectiveConfig,
     OptimizerSpace,
     SearchSpace,
     TrainingSpace,
 )
+from nas_objectives.space import CELL_OPS, NB201_OPS
 from studies.errors import StudySpecError
 from studies.pruners import OPTUNA_PRUNERS, PRUNERS, check_pruner_options
 from studies.samplers import SAMPLERS, check_sampler_options
@@ -290,6 +292,8 @@ class _Parser(FieldReader):
             raise self.fail(
                 "model.family", f"unknown family (known: {', '.join(FAMILIES)})", family
             )
+        if family == "cell":
+            return self.cell_model(data)
         if family == "cnn":
             allowed |= {"kernel_size", "pooling", "residual"}
         t = self.table(data, "model", "model", allowed)
@@ -304,6 +308,33 @@ class _Parser(FieldReader):
             kernel_size=self.choice(t, "kernel_size", "model", d.kernel_size, (1, 3, 5, 7)),
             pooling=self.choice(t, "pooling", "model", d.pooling, POOLINGS),
             residual=self.choice(t, "residual", "model", d.residual, (False, True)),
+        )
+
+    def cell_model(self, data: Mapping[str, Any]) -> ModelSpace:
+        """``family = "cell"``: NAS-Bench-201's skeleton; defaults are its own (4 nodes, the
+        five ops, C = 16, N = 5)."""
+        allowed = {"family", "width", "nodes", "ops", "cells_per_stage"}
+        t = self.table(data, "model", "model", allowed)
+        nodes = t.get("nodes", 4)
+        self.number(nodes, "model.nodes", integer=True)
+        if not 2 <= nodes <= 8:
+            raise self.fail("model.nodes", "must be between 2 and 8 (node 0 is the input)", nodes)
+        ops = t.get("ops", list(NB201_OPS))
+        if not isinstance(ops, list) or not ops:
+            raise self.fail("model.ops", "must be a non-empty list of op names", ops)
+        for op in ops:
+            if op not in CELL_OPS:
+                raise self.fail("model.ops", f"unknown op (known: {', '.join(CELL_OPS)})", op)
+        if len(set(ops)) != len(ops):
+            raise self.fail("model.ops", "ops must be distinct", ops)
+        return ModelSpace(
+            family="cell",
+            width=self.range_(t, "width", "model", IntRange(16, 16), integer=True, lo=1, hi=4096),
+            nodes=int(nodes),
+            ops=tuple(ops),
+            cells_per_stage=self.range_(
+                t, "cells_per_stage", "model", IntRange(5, 5), integer=True, log=False, lo=1, hi=32
+            ),
         )
 
     def optimizers(self, data: Mapping[str, Any]) -> dict[str, OptimizerSpace]:

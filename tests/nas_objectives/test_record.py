@@ -10,7 +10,7 @@ from nas_objectives.metrics import OBJECTIVES
 TRIAL_KEYS = {
     value
     for name, value in vars(record).items()
-    if name.isupper() and isinstance(value, str) and name != "STUDY_SPEC"
+    if name.isupper() and isinstance(value, str) and name not in ("STUDY_SPEC", "DATASET")
 }
 
 
@@ -26,6 +26,12 @@ def test_a_trial_stores_only_the_recorded_keys() -> None:
         record.PRUNED_AT_EPOCH,
         record.PRUNED_BY,
         record.FAIL_REASON,
+        # Only on trials a one-shot search enqueued.
+        record.PROPOSED_BY,
+        record.ONESHOT_METHOD,
+        record.ONESHOT_LAMBDA,
+        record.ONESHOT_SEED,
+        record.ONESHOT_SEARCH_SECONDS,
     }
     assert stored == expected
 
