@@ -10,9 +10,15 @@ Example:
 from __future__ import annotations
 
 from storage._check import StorageStatus, check_storage
-from storage._errors import MultiHostSQLiteWarning, StorageError, StorageURLError
-from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
+from storage._errors import (
+    MultiHostSQLiteWarning,
+    StorageError,
+    StorageUnavailableError,
+    StorageURLError,
+)
+from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings, RequeueStaleTrial
 from storage._open import open_storage
+from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._serve import serve_storage
 from storage._url import (
     DEFAULT_GRPC_PORT,
@@ -28,14 +34,17 @@ from storage._url import (
 __all__ = [
     "DEFAULT_GRPC_PORT",
     "DEFAULT_HEARTBEAT",
+    "DEFAULT_OUTAGE_TIMEOUT_S",
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV_VAR",
     "SUPPORTED_BACKENDS",
     "HeartbeatSettings",
     "MultiHostSQLiteWarning",
+    "RequeueStaleTrial",
     "StorageError",
     "StorageStatus",
     "StorageURLError",
+    "StorageUnavailableError",
     "check_storage",
     "open_storage",
     "parse_storage_url",

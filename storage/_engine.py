@@ -10,13 +10,17 @@ import optuna
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage._errors import StorageError, first_line
+from storage._errors import StorageError, StorageUnavailableError, first_line
+from storage._retry import server_answered, transient_cause
 from storage._url import redact_text, redact_url
 
 #: Seconds a SQLite writer waits for another's lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 60
 #: Seconds to wait for a PostgreSQL or MySQL server to accept a new connection.
 CONNECT_TIMEOUT_S = 10
+#: Seconds a PostgreSQL session may sit idle inside a transaction (a frozen client) before
+#: the server ends it and releases its locks; Optuna's transactions take milliseconds.
+IDLE_IN_TRANSACTION_TIMEOUT_S = 10
 #: Pooled connections of a worker: its main thread and its heartbeat thread.
 WORKER_POOL_SIZE = 2
 #: The ``nas-study[...]`` extra that installs each backend's driver.
@@ -38,9 +42,18 @@ def engine_kwargs(parsed: URL, *, pool_size: int = WORKER_POOL_SIZE) -> dict[str
         "pool_recycle": 1800,
         "pool_timeout": 30,
     }
+    connect_args: dict[str, Any] = {}
     if "connect_timeout" not in parsed.query:
         # Without it, a firewalled host makes psycopg wait for the OS TCP timeout (minutes).
-        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    if parsed.get_backend_name() == "postgresql" and "options" not in parsed.query:
+        # A worker frozen (SIGSTOP, a paused VM) inside a transaction would hold its row
+        # locks forever, and the trial row lock blocks whoever declares it dead; the study
+        # row lock, every new trial. The server ends such a session instead.
+        timeout_ms = IDLE_IN_TRANSACTION_TIMEOUT_S * 1000
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
+    if connect_args:
+        kwargs["connect_args"] = connect_args
     return kwargs
 
 
@@ -71,7 +84,11 @@ def database_errors(url: str, parsed: URL) -> Iterator[None]:
         if parsed.get_backend_name() == "sqlite":
             raise StorageError(f"cannot open storage {redact_url(url)}: {reason}") from None
         where = f"{parsed.host or 'localhost'}:{parsed.port or 'default port'}"
-        raise StorageError(
+        message = (
             f"cannot open storage {redact_url(url)} (host {where}, database "
             f"{parsed.database!r}): {reason}"
-        ) from None
+        )
+        transient = transient_cause(exc)
+        if transient is not None:
+            raise StorageUnavailableError(message, answered=server_answered(transient)) from None
+        raise StorageError(message) from None

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
+from typing import TYPE_CHECKING
 
 import optuna
 from sqlalchemy.engine import URL
 
 from storage._engine import missing_module
 from storage._errors import StorageError
+from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._url import redact_url
+
+if TYPE_CHECKING:
+    from storage._grpc_client import HeartbeatGrpcProxy
+
+_logger = logging.getLogger(__name__)
+#: The gRPC service, beside Optuna's ``StorageService``, through which workers beat.
+HEARTBEAT_SERVICE = "nas_study.Heartbeat"
 
 #: Seconds ``open_storage("grpc://...")`` waits for the proxy to answer.
 GRPC_CONNECT_TIMEOUT_S = 5.0
@@ -29,14 +39,24 @@ def grpc_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def open_grpc_proxy(url: str, parsed: URL) -> optuna.storages.BaseStorage:
+def open_grpc_proxy(
+    url: str,
+    parsed: URL,
+    *,
+    outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
+    wait: bool = False,
+) -> HeartbeatGrpcProxy:
     """A client of the proxy at ``grpc://HOST:PORT``, once the proxy has answered.
 
+    Without ``wait`` the proxy must answer within :data:`GRPC_CONNECT_TIMEOUT_S` seconds;
+    with it (a worker), up to ``outage_timeout`` seconds, logged once.
+
     Raises:
-        StorageError: grpcio is missing, or no proxy answers within
-            :data:`GRPC_CONNECT_TIMEOUT_S` seconds.
+        StorageError: grpcio is missing, or no proxy answers in time.
     """
     require_grpc(url)
+    from storage._grpc_client import HeartbeatGrpcProxy  # imports grpc
+
     if parsed.username or parsed.password:
         raise StorageError(
             f"storage {redact_url(url)}: the gRPC proxy has no authentication; "
@@ -48,13 +68,27 @@ def open_grpc_proxy(url: str, parsed: URL) -> optuna.storages.BaseStorage:
     host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        proxy = optuna.storages.GrpcStorageProxy(host=host, port=parsed.port)
+        proxy = HeartbeatGrpcProxy(
+            host=host, port=parsed.port, shown_url=redact_url(url), outage_timeout=outage_timeout
+        )
     try:
-        proxy.wait_server_ready(timeout=GRPC_CONNECT_TIMEOUT_S)
+        try:
+            proxy.wait_server_ready(timeout=min(GRPC_CONNECT_TIMEOUT_S, outage_timeout))
+        except ConnectionError:
+            if not wait:
+                raise
+            _logger.warning(
+                "cannot reach the gRPC storage proxy at %s yet; waiting up to %g s for it",
+                address,
+                outage_timeout,
+            )
+            proxy.wait_server_ready(timeout=max(outage_timeout - GRPC_CONNECT_TIMEOUT_S, 0.1))
+        proxy.fetch_heartbeat_settings()
     except ConnectionError:
         proxy.close()
+        waited = outage_timeout if wait else GRPC_CONNECT_TIMEOUT_S
         raise StorageError(
             f"cannot reach the gRPC storage proxy at {address} (storage {redact_url(url)}) "
-            f"within {GRPC_CONNECT_TIMEOUT_S:g} s: is `nas-study serve-storage` running there?"
+            f"within {waited:g} s: is `nas-study serve-storage` running there?"
         ) from None
     return proxy

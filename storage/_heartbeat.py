@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
+
+from storage._once import without_token
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,26 @@ class HeartbeatSettings:
 
     def rdb_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`optuna.storages.RDBStorage` for these settings."""
-        with warnings.catch_warnings():
-            # The callback is an Optuna "experimental" class; its warning is noise for our users.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)
         return {
             "heartbeat_interval": self.interval,
             "grace_period": self.grace_period,
-            "heartbeat_stale_trial_callback": callback,
+            "heartbeat_stale_trial_callback": RequeueStaleTrial(self.max_retry),
         }
+
+
+class RequeueStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's callback, whose copy does not inherit the dead trial's creation token (see
+    :mod:`storage._once`)."""
+
+    def __init__(self, max_retry: int | None) -> None:
+        with warnings.catch_warnings():
+            # The callback is an Optuna "experimental" class; its warning is noise for our users.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            super().__init__(max_retry=max_retry)
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        super().__call__(study, without_token(trial))
 
 
 #: The settings ``open_storage`` uses unless told otherwise.

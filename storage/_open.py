@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -10,19 +12,27 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from storage._engine import WORKER_POOL_SIZE, database_errors, engine_kwargs
-from storage._errors import StorageError
+from storage._errors import StorageError, StorageUnavailableError
 from storage._grpc import open_grpc_proxy
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
+from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._retry import RetryingRDBStorage
 from storage._sqlite import is_in_memory, prepare_sqlite_file, sqlite_path
 from storage._url import parse_storage_url, redact_url
+
+_logger = logging.getLogger("storage")
 
 #: Attempts at opening a new database that other workers are initialising at the same time.
 INIT_ATTEMPTS = 5
 
 
 def open_storage(
-    url: str, *, heartbeat: HeartbeatSettings | None = DEFAULT_HEARTBEAT, create: bool = True
+    url: str,
+    *,
+    heartbeat: HeartbeatSettings | None = DEFAULT_HEARTBEAT,
+    create: bool = True,
+    outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
+    wait: bool = False,
 ) -> optuna.storages.BaseStorage:
     """Open (and create, if new and ``create``) the Optuna storage at ``url``.
 
@@ -31,16 +41,24 @@ def open_storage(
       :class:`MultiHostSQLiteWarning`.
     * ``postgresql://`` (psycopg 3) and ``mysql+pymysql://``: pooled connections that are
       checked before use.
-    * ``grpc://HOST:PORT``: a client of :func:`serve_storage` running there. Optuna's proxy
-      client records no heartbeats, so ``heartbeat`` does not apply to it.
+    * ``grpc://HOST:PORT``: a client of :func:`serve_storage` running there. It beats
+      through the proxy at the proxy's interval, and the proxy fails the trials of dead
+      workers and queues their copies, so ``heartbeat`` does not apply to it.
 
     A database storage is an :class:`optuna.storages.RDBStorage` whose calls retry transient
-    connection errors (logged as warnings) with exponential backoff, and whose heartbeats
-    (unless ``heartbeat`` is ``None``) fail the trials of dead workers and queue a copy.
+    connection errors with exponential backoff for up to ``outage_timeout`` seconds (one
+    warning per outage), and whose heartbeats (unless ``heartbeat`` is ``None``) fail the
+    trials of dead workers and queue a copy.
+
+    At opening, an unreachable storage is an error at once, unless ``wait`` (a worker, which
+    may start while its database restarts) or the server answered that it is starting up or
+    shutting down: then it is waited for, up to ``outage_timeout`` seconds.
 
     Args:
         url: The storage URL.
         heartbeat: Heartbeat settings, or ``None`` for no heartbeats.
+        outage_timeout: Seconds a call (and, with ``wait``, the opening) waits out an outage.
+        wait: Wait for a storage that does not answer yet (see above).
         create: Create a SQLite file that does not exist yet. Commands that only read
             (``best``, ``report``, ``export``, ``dashboard``) pass False, so a mistyped path
             is an error rather than a new, empty database.
@@ -57,10 +75,44 @@ def open_storage(
         >>> isinstance(s, optuna.storages.RDBStorage)
         True
     """
+    if not outage_timeout > 0:
+        raise StorageError(f"--outage-timeout {outage_timeout}: must be a positive number")
     parsed = parse_storage_url(url)
     if parsed.get_backend_name() == "grpc":
-        return open_grpc_proxy(url, parsed)
-    return open_rdb_storage(url, parsed, heartbeat=heartbeat, create=create)
+        return open_grpc_proxy(url, parsed, outage_timeout=outage_timeout, wait=wait)
+    if parsed.get_backend_name() == "sqlite":  # a file: nothing to wait for
+        return open_rdb_storage(
+            url, parsed, heartbeat=heartbeat, create=create, outage_timeout=outage_timeout
+        )
+    return wait_for_storage(
+        lambda: open_rdb_storage(
+            url, parsed, heartbeat=heartbeat, create=create, outage_timeout=outage_timeout
+        ),
+        url,
+        timeout=outage_timeout,
+        wait=wait,
+    )
+
+
+def wait_for_storage(
+    opener: Callable[[], RetryingRDBStorage], url: str, *, timeout: float, wait: bool
+) -> RetryingRDBStorage:
+    """``opener()``, tried again while the database is unavailable, up to ``timeout``
+    seconds, when ``wait`` or when the server answered that it is (re)starting."""
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    logged = False
+    while True:
+        try:
+            return opener()
+        except StorageUnavailableError as exc:
+            if not (wait or exc.answered) or time.monotonic() + delay > deadline:
+                raise
+            if not logged:
+                logged = True
+                _logger.warning("%s; waiting up to %g s for it", exc, timeout)
+        time.sleep(delay)
+        delay = min(2 * delay, 5.0)
 
 
 def open_rdb_storage(
@@ -70,6 +122,7 @@ def open_rdb_storage(
     heartbeat: HeartbeatSettings | None,
     pool_size: int = WORKER_POOL_SIZE,
     create: bool = True,
+    outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
 ) -> RetryingRDBStorage:
     """The retrying ``RDBStorage`` for the database URL ``parsed`` (see :func:`open_storage`)."""
     if parsed.get_backend_name() == "sqlite":
@@ -87,6 +140,7 @@ def open_rdb_storage(
             engine_kwargs=engine_kwargs(parsed, pool_size=pool_size),
             heartbeat=heartbeat,
             shown_url=url,
+            outage_timeout=outage_timeout,
         )
         current, head = storage.get_current_version(), storage.get_head_version()
         known = current in storage.get_all_versions()
@@ -116,6 +170,7 @@ def _create_rdb_storage(
     engine_kwargs: dict[str, Any],
     heartbeat: HeartbeatSettings | None,
     shown_url: str,
+    outage_timeout: float,
 ) -> RetryingRDBStorage:
     # Workers started together on a new database all create Optuna's tables and stamp its
     # schema version; all but one then fail ("table studies already exists", a duplicate
@@ -127,6 +182,7 @@ def _create_rdb_storage(
                 engine_kwargs=engine_kwargs,
                 heartbeat=heartbeat,
                 shown_url=shown_url,
+                outage_timeout=outage_timeout,
                 # We compare the versions ourselves, to say what to do in one line.
                 skip_compatibility_check=True,
             )

@@ -1,4 +1,4 @@
-"""An ``RDBStorage`` that survives a dropped database connection.
+"""An ``RDBStorage`` that waits out a database outage.
 
 A worker trains for minutes between two storage calls. Meanwhile the database may restart,
 fail over, or close idle connections; without a retry the next call raises and the worker
@@ -16,21 +16,28 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from storage._errors import first_line
-from storage._heartbeat import HeartbeatSettings
+from storage._errors import StorageError, first_line
+from storage._heartbeat import HeartbeatSettings, RequeueStaleTrial
+from storage._once import (
+    CREATE_TOKEN_ATTR,
+    finished_as_asked,
+    log_already_created,
+    tag_template,
+)
+from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
+from storage._stale import fail_stale_trials_at_once
 from storage._url import redact_text, redact_url
-from storage.optuna_compat import RDB_PRIVATE_CALLS
+from storage.optuna_compat import RDB_PRIVATE_CALLS, create_trial_once, trial_with_system_attr
 
 _logger = logging.getLogger(__name__)
 
-#: Attempts per storage call (the first one included).
-MAX_ATTEMPTS = 6
 #: Seconds before the first retry; doubled after each one, up to ``MAX_DELAY_S``.
 FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 5.0
@@ -55,6 +62,7 @@ _NOT_RETRIED = frozenset(
         "get_failed_trial_callback",
         "get_heartbeat_interval",
         "get_heartbeat_stale_trial_callback",
+        "record_heartbeat",
         "remove_session",
         "upgrade",
     }
@@ -84,6 +92,15 @@ def transient_cause(exc: BaseException) -> DBAPIError | None:
     return None
 
 
+def server_answered(error: DBAPIError) -> bool:
+    """Whether the server itself answered ``error``: it is starting up, shutting down or in
+    recovery (SQLSTATE 57P01-03), as opposed to refusing or ignoring the connection."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(("57P01", "57P02", "57P03")):
+        return True
+    return bool(re.search(r"starting up|shutting down|in recovery", str(error.orig), re.I))
+
+
 def _is_transient(error: DBAPIError) -> bool:
     if error.connection_invalidated:
         return True
@@ -104,30 +121,35 @@ def _retrying(method: _F) -> _F:
 
     @functools.wraps(method)
     def call(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
-        if getattr(_in_retry, "active", False):
-            return method(self, *args, **kwargs)
-        _in_retry.active = True
-        try:
-            return self._call_with_retry(name, method, *args, **kwargs)
-        finally:
-            _in_retry.active = False
+        return self._call_with_retry(name, lambda: method(self, *args, **kwargs))
 
     return cast(_F, call)
 
 
 class RetryingRDBStorage(optuna.storages.RDBStorage):
-    """Optuna's ``RDBStorage`` whose methods retry transient database errors.
+    """Optuna's ``RDBStorage`` whose methods wait out a database outage.
 
-    Each call is tried up to :data:`MAX_ATTEMPTS` times, sleeping 0.2, 0.4, 0.8, ... seconds
-    (at most :data:`MAX_DELAY_S`) in between, with one logged warning per retry; other errors
-    are raised at once. A failed attempt's transaction was rolled back, so its retry starts
-    clean. The one exception is a connection lost after the server committed but before it
-    answered: the retried write is then applied again, which is harmless for attributes and
-    values, raises ``UpdateFinishedTrialError`` for a state change, and leaves one extra
-    trial for ``create_new_trial`` (Optuna's own deadlock retry there has the same gap).
+    A call that meets a transient error is retried, sleeping 0.2, 0.4, 0.8, ... seconds (at
+    most :data:`MAX_DELAY_S`) in between, until the outage has lasted ``outage_timeout``
+    seconds; then it raises :class:`StorageError`. One warning is logged per outage, not per
+    retry (see :class:`OutageClock`). Other errors are raised at once. A failed attempt's
+    transaction was rolled back, so its retry starts clean, except when the connection was
+    lost after the server committed but before it answered:
 
-    It is an ``RDBStorage`` in every other respect: heartbeats, caching by Optuna's
-    ``_CachedStorage``, pickling.
+    * ``create_new_trial`` tags each new trial with a unique token and, before a retry,
+      looks it up, so a creation that had committed is not made twice (:mod:`storage._once`);
+    * ``set_trial_state_values`` retried after its commit finds the trial finished as asked,
+      and returns True instead of raising ``UpdateFinishedTrialError``;
+    * attribute and value writes are idempotent.
+
+    Heartbeats never block or raise for an outage (a beat that fails is skipped, the next
+    one is on time), and stale trials are handled by :mod:`storage._stale`: a RUNNING trial
+    that never beat counts from its start; nothing is declared stale within a grace period
+    after an outage this process saw end, because nobody could beat during it; and a dead
+    trial is failed and its copy queued in one transaction.
+
+    It is an ``RDBStorage`` in every other respect: caching by Optuna's ``_CachedStorage``,
+    pickling.
     """
 
     def __init__(
@@ -138,7 +160,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         heartbeat: HeartbeatSettings | None = None,
         skip_compatibility_check: bool = False,
         skip_table_creation: bool = False,
-        max_attempts: int = MAX_ATTEMPTS,
+        outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
         shown_url: str | None = None,
     ) -> None:
         """Open the database at ``url`` (see ``RDBStorage``).
@@ -149,13 +171,13 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             heartbeat: Heartbeat settings; ``None`` disables heartbeats.
             skip_compatibility_check: Open a database whose schema is not Optuna's head.
             skip_table_creation: Create no missing tables.
-            max_attempts: Attempts per call, the first one included.
+            outage_timeout: Seconds an outage may last before a call gives up.
             shown_url: How log lines name the storage (default: ``url``, password masked).
         """
         self._shown_url = redact_url(shown_url or url)
         # Kept to mask the password wherever a driver message repeats it.
         self._secret_url = url
-        self._max_attempts = max_attempts
+        self.outage = OutageClock(self._shown_url, outage_timeout)
         with warnings.catch_warnings():
             # Heartbeats are "experimental" in Optuna 5; the warning is noise for our users.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -167,43 +189,131 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 **(heartbeat.rdb_kwargs() if heartbeat is not None else {}),
             )
 
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state.pop("outage", None)  # holds a lock
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self.outage = OutageClock(self._shown_url)
+
     def _call_with_retry(
-        self, name: str, method: Callable[..., Any], *args: Any, **kwargs: Any
+        self,
+        name: str,
+        attempt: Callable[[], Any],
+        before_retry: Callable[[], tuple[bool, Any]] | None = None,
     ) -> Any:
-        delay = FIRST_DELAY_S
-        for attempt in range(1, self._max_attempts + 1):
+        """``attempt()`` until it succeeds, raises a permanent error, or the outage is too
+        long. ``before_retry()`` runs before each retry; ``(True, value)`` ends the call with
+        ``value`` (the failed attempt had committed after all)."""
+        if getattr(_in_retry, "active", False):
+            return attempt()  # a storage method called by another: its caller retries
+        _in_retry.active = True
+        try:
+            delay = FIRST_DELAY_S
+            retrying = False
+            while True:
+                try:
+                    if before_retry is not None and retrying:
+                        done, value = before_retry()
+                        if done:
+                            self.outage.succeeded()
+                            return value
+                    result = attempt()
+                    self.outage.succeeded()
+                    return result
+                except Exception as exc:
+                    left = self._failed(name, exc)
+                    # Jitter, so a fleet of workers does not reconnect in lock step.
+                    time.sleep(min(delay * random.uniform(0.8, 1.2), left))
+                    delay = min(2 * delay, MAX_DELAY_S)
+                    retrying = True
+        finally:
+            _in_retry.active = False
+
+    def _failed(self, name: str, exc: Exception) -> float:
+        """Seconds left to retry ``name`` after ``exc``; raises it if permanent, or a
+        :class:`StorageError` once the outage has lasted too long."""
+        cause = transient_cause(exc)
+        if cause is None:
+            raise exc
+        reason = redact_text(first_line(cause), self._secret_url)
+        left = self.outage.failed(name, reason)
+        if left <= 0:
+            raise StorageError(
+                f"storage {self._shown_url}: unreachable for {self.outage.timeout:g} s "
+                f"(--outage-timeout), giving up on {name}: {reason}"
+            ) from None
+        return left
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """One beat; during an outage it is skipped, so the heartbeat thread stays on time
+        and the trial's end never waits for a beat's retries."""
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            cause = transient_cause(exc)
+            if cause is None:
+                raise
+            self.outage.failed("record_heartbeat", redact_text(first_line(cause), self._secret_url))
+        else:
+            self.outage.succeeded()
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        template = tag_template(template_trial)
+        token = template.system_attrs[CREATE_TOKEN_ATTR]
+        return self._call_with_retry(
+            "create_new_trial",
+            lambda: create_trial_once(self, study_id, template),
+            before_retry=lambda: self._already_created(study_id, token),
+        )
+
+    def _already_created(self, study_id: int, token: str) -> tuple[bool, Any]:
+        found = trial_with_system_attr(self, study_id, CREATE_TOKEN_ATTR, token)
+        if found is None:
+            return False, None
+        log_already_created(self._shown_url, found)
+        return True, optuna.storages.RDBStorage.get_trial(self, found)
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        retried = False
+
+        def attempt() -> bool:
+            nonlocal retried
             try:
-                return method(self, *args, **kwargs)
-            except Exception as exc:
-                cause = transient_cause(exc)
-                if cause is None:
-                    raise
-                reason = redact_text(first_line(cause), self._secret_url)
-                if attempt == self._max_attempts:
-                    _logger.warning(
-                        "storage %s: %s failed %d times with a transient database error, "
-                        "giving up: %s",
-                        self._shown_url,
-                        name,
-                        attempt,
-                        reason,
-                    )
-                    raise
-                # Jitter, so a fleet of workers does not reconnect in lock step.
-                pause = delay * random.uniform(0.8, 1.2)
-                _logger.warning(
-                    "storage %s: %s failed with a transient database error (attempt %d of %d), "
-                    "retrying in %.1f s: %s",
-                    self._shown_url,
-                    name,
-                    attempt,
-                    self._max_attempts,
-                    pause,
-                    reason,
+                return optuna.storages.RDBStorage.set_trial_state_values(
+                    self, trial_id, state, values
                 )
-                time.sleep(pause)
-                delay = min(2 * delay, MAX_DELAY_S)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except optuna.exceptions.UpdateFinishedTrialError:
+                stored = optuna.storages.RDBStorage.get_trial(self, trial_id)
+                if retried and finished_as_asked(stored, state, values):
+                    return True  # the first attempt had committed before its answer was lost
+                raise
+            finally:
+                retried = True
+
+        return bool(self._call_with_retry("set_trial_state_values", attempt))
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        # Optuna's fail_stale_trials fails the ids returned here, then queues their copies,
+        # in two transactions. Here each stale trial is failed with its copy queued in one
+        # (storage._stale), and nothing is left for Optuna to do.
+        assert self.heartbeat_interval is not None
+        grace = self.grace_period or 2 * self.heartbeat_interval
+        callback = self.heartbeat_stale_trial_callback
+        max_retry = callback.max_retry if isinstance(callback, RequeueStaleTrial) else None
+        self._call_with_retry(
+            "fail_stale_trials",
+            lambda: fail_stale_trials_at_once(
+                self, study_id, grace, self.outage.quiet_for(), max_retry
+            ),
+        )
+        return []
 
 
 def _storage_methods() -> list[str]:
@@ -215,7 +325,11 @@ def _storage_methods() -> list[str]:
         for name, value in vars(cls).items()
         if inspect.isfunction(value) and not name.startswith("_")
     }
-    return [*sorted(names - _NOT_RETRIED), *RDB_PRIVATE_CALLS]
+    return [
+        name
+        for name in [*sorted(names - _NOT_RETRIED), *RDB_PRIVATE_CALLS]
+        if name not in vars(RetryingRDBStorage)  # written out above
+    ]
 
 
 for _name in _storage_methods():

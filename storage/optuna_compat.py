@@ -1,7 +1,9 @@
 """Every use of Optuna's private API, in one module.
 
 Optuna keeps some things nas-study needs behind underscores: a study's storage and id, a
-trial's id, the cached trial list, the heartbeat switch, and its hypervolume routine. Each
+trial's id, the cached trial list, the heartbeat switch and thread, one attempt at creating
+a trial, the heartbeat table, the gRPC proxy's server and channel, and its hypervolume
+routine. Each
 is reached through a function here, so an Optuna release that moves one breaks this module
 alone, and ``pyproject.toml`` caps Optuna below the next major version (``optuna>=5.0,<6``).
 
@@ -11,14 +13,29 @@ It lives in ``storage/``, the lowest of the three packages, because both ``stora
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Container
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import optuna
+import sqlalchemy
 from optuna._hypervolume import compute_hypervolume as _compute_hypervolume
 from optuna.distributions import BaseDistribution
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._heartbeat import BaseHeartbeat, BaseHeartbeatThread, get_heartbeat_thread
 from optuna.storages._heartbeat import is_heartbeat_enabled as _is_heartbeat_enabled
+from optuna.storages._rdb import models as _models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    import grpc
+
+__all__ = ["BaseHeartbeat", "BaseHeartbeatThread"]
 
 #: Private methods of ``RDBStorage`` that Optuna's ``_CachedStorage`` (which every Study
 #: puts in front of an RDBStorage) calls instead of the public ones, plus the heartbeat query.
@@ -73,3 +90,156 @@ def compute_hypervolume(
     """Optuna's exact hypervolume of ``loss_points`` (every objective minimized) up to
     ``reference``."""
     return float(_compute_hypervolume(loss_points, reference, assume_pareto=assume_pareto))
+
+
+def heartbeat_thread(trial_id: int, storage: optuna.storages.BaseStorage) -> BaseHeartbeatThread:
+    """Optuna's heartbeat thread for ``trial_id`` (a no-op one without heartbeats)."""
+    return get_heartbeat_thread(trial_id, storage)
+
+
+def retarget_trial(trial: optuna.trial.Trial, frozen: FrozenTrial) -> None:
+    """Make the live ``trial`` write to the stored trial ``frozen`` from now on.
+
+    What the trial recorded so far (user attributes, intermediate values) stays in its
+    cache, so ``trial.user_attrs`` and pruning see the whole run.
+    """
+    cached = trial._cached_frozen_trial
+    frozen = copy.deepcopy(frozen)
+    frozen.user_attrs = {**frozen.user_attrs, **cached.user_attrs}
+    frozen.intermediate_values = {**frozen.intermediate_values, **cached.intermediate_values}
+    frozen.params = {**cached.params, **frozen.params}
+    frozen.distributions = {**cached.distributions, **frozen.distributions}
+    trial._trial_id = frozen._trial_id
+    trial._cached_frozen_trial = frozen
+
+
+def create_trial_once(
+    storage: optuna.storages.RDBStorage, study_id: int, template: FrozenTrial
+) -> FrozenTrial:
+    """One attempt at Optuna's trial-creation transaction, without its own retry loop.
+
+    ``RDBStorage._create_new_trial`` retries a failed commit up to five times by itself; a
+    commit that succeeded but whose answer was lost would then leave a second trial.
+    """
+    with _create_scoped_session(storage.scoped_session) as session:
+        # The study row lock numbers trials densely, as in Optuna.
+        _models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        row = storage._get_prepared_new_trial(study_id, template, session)
+        frozen = copy.deepcopy(template)
+        frozen.number = int(row.number)
+        frozen.datetime_start = cast(datetime, row.datetime_start)
+        frozen._trial_id = int(row.trial_id)
+        return frozen
+
+
+def trial_with_system_attr(
+    storage: optuna.storages.RDBStorage, study_id: int, key: str, value: Any
+) -> int | None:
+    """The id of the study's first trial whose system attribute ``key`` is ``value``."""
+    attrs = _models.TrialSystemAttributeModel.__table__
+    trials = _models.TrialModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.trial_id)
+        .join(attrs, attrs.c.trial_id == trials.c.trial_id)
+        .where(trials.c.study_id == study_id)
+        .where(attrs.c.key == key, attrs.c.value_json == json.dumps(value))
+        .order_by(trials.c.trial_id)
+        .limit(1)
+    )
+    with storage.engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def running_trial_beats(
+    storage: optuna.storages.RDBStorage, study_id: int
+) -> tuple[datetime, list[tuple[int, datetime | None, datetime | None]]]:
+    """The database's clock and ``(trial_id, datetime_start, last heartbeat or None)`` of
+    each RUNNING trial, naive in the database session's time zone as Optuna compares them."""
+    trials = _models.TrialModel.__table__
+    beats = _models.TrialHeartbeatModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.trial_id, trials.c.datetime_start, beats.c.heartbeat)
+        .select_from(trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
+    )
+    with storage.engine.connect() as conn:
+        now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one()
+        rows = [(int(r[0]), r[1], r[2]) for r in conn.execute(query)]
+    # As Optuna does: PostgreSQL answers with the session's time zone attached.
+    return cast(datetime, now).replace(tzinfo=None), rows
+
+
+def make_grpc_server(
+    storage: optuna.storages.BaseStorage, host: str, port: int, thread_pool: ThreadPoolExecutor
+) -> grpc.Server:
+    """Optuna's gRPC proxy server for ``storage``, bound but not started, so more services
+    can be added to it."""
+    from optuna.storages._grpc.server import make_server
+
+    return make_server(storage, host, port, thread_pool)
+
+
+def reconnect_grpc_proxy(proxy: optuna.storages.GrpcStorageProxy) -> None:
+    """Give ``proxy`` a fresh channel (and trial cache): a channel that lost its server
+    waits out gRPC's reconnect backoff, up to two minutes, before it tries again."""
+    proxy._channel.close()  # Optuna's channel only, not a subclass's others (close() may be)
+    proxy._setup()
+
+
+def fail_and_queue_copy(
+    storage: optuna.storages.RDBStorage, study_id: int, trial_id: int, copy: FrozenTrial | None
+) -> bool:
+    """In one transaction: fail the RUNNING trial ``trial_id`` and queue ``copy`` (unless
+    ``None``). False if the trial was no longer RUNNING (another process got there first)
+    or is locked by a transaction in progress.
+
+    Optuna's ``fail_stale_trials`` fails a trial and queues its copy in two transactions,
+    so a process killed between them loses the trial for good.
+    """
+    with _create_scoped_session(storage.scoped_session) as session:
+        # A row locked by another transaction (its worker writing, or frozen mid-write)
+        # is skipped, not waited for: the next round looks again.
+        row = (
+            session.query(_models.TrialModel)
+            .filter(_models.TrialModel.trial_id == trial_id)
+            .with_for_update(skip_locked=True)
+            .one_or_none()
+        )
+        if row is None or row.state != TrialState.RUNNING:
+            return False
+        row.state = TrialState.FAIL
+        row.datetime_complete = datetime.now()
+        if copy is not None:
+            _models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+            storage._get_prepared_new_trial(study_id, copy, session)
+        return True
+
+
+def proxy_cached_storage(storage: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
+    """Optuna's trial cache in front of ``storage``, for the gRPC proxy server, which also
+    takes parameters for a trial it has not read yet.
+
+    Optuna's ``_CachedStorage.set_trial_param`` raises KeyError for a trial it has not seen;
+    behind a proxy that was restarted, that is every trial created through the one before.
+    """
+    return _ProxyCachedStorage(storage)
+
+
+class _ProxyCachedStorage(_CachedStorage):
+    def set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+    ) -> None:
+        if trial_id not in self._trial_id_to_study_id_and_number:
+            trials = _models.TrialModel.__table__
+            query = sqlalchemy.select(trials.c.study_id).where(trials.c.trial_id == trial_id)
+            with self._backend.engine.connect() as conn:
+                study_id = conn.execute(query).scalar()
+            if study_id is None:
+                raise KeyError(f"no trial with id {trial_id}")
+            self.get_all_trials(int(study_id), deepcopy=False)  # reads it into the cache
+        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)

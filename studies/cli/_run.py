@@ -66,6 +66,7 @@ def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=positive_int, default=13000)
     _heartbeat_args(serve)
+    _outage_arg(serve)
 
 
 def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
@@ -108,6 +109,18 @@ def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
         help="CPU threads for PyTorch in each worker (default: PyTorch's; launch: cores/workers)",
     )
     _heartbeat_args(p)
+    _outage_arg(p)
+
+
+def _outage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--outage-timeout",
+        type=positive_float,
+        metavar="S",
+        help="seconds to wait out a database or proxy outage before giving up (default 600); "
+        "worker, launch and serve-storage also wait this long for a storage that does not "
+        "answer at start-up, run only for one that answers it is starting up",
+    )
 
 
 def _heartbeat_args(p: argparse.ArgumentParser) -> None:
@@ -133,7 +146,14 @@ def _work(args: argparse.Namespace, url: str, *, worker: bool) -> int:
     spec = resolve_spec(args.study)
     options = RunOptions.from_args(args)
     resolve_device(options.device)  # a bad --device is refused before a database is created
-    storage = open_storage(url, heartbeat=options.heartbeat(spec))
+    # A worker may start while its database restarts (a Slurm array, a pod during a
+    # failover): it waits. An interactive `run` fails fast on a URL that never answered.
+    storage = open_storage(
+        url,
+        heartbeat=options.heartbeat(spec),
+        outage_timeout=options.outage_seconds,
+        wait=worker,
+    )
     if options.threads:
         torch.set_num_threads(options.threads)
     with stop_on_signals() as stop:
@@ -178,7 +198,9 @@ def _cmd_launch(args: argparse.Namespace, url: str) -> int:
     spec = resolve_spec(args.study)
     options = RunOptions.from_args(args)
     resolve_device(options.device)  # a bad --device is refused before a database is created
-    storage = open_storage(url, heartbeat=options.heartbeat(spec))
+    storage = open_storage(
+        url, heartbeat=options.heartbeat(spec), outage_timeout=options.outage_seconds, wait=True
+    )
     # Create the study here, so a bad file or storage fails once, before any worker starts.
     study = open_study(spec, storage, study_name=options.study_name)
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
@@ -201,6 +223,12 @@ def _cmd_launch(args: argparse.Namespace, url: str) -> int:
 
 
 def _cmd_serve_storage(args: argparse.Namespace, url: str) -> int:
-    heartbeat = RunOptions.from_args(args).heartbeat(None)
-    serve_storage(url, host=args.host, port=args.port, heartbeat=heartbeat)
+    options = RunOptions.from_args(args)
+    serve_storage(
+        url,
+        host=args.host,
+        port=args.port,
+        heartbeat=options.heartbeat(None),
+        outage_timeout=options.outage_seconds,
+    )
     return 0

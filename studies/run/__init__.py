@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from studies.run._arrays import run_arrays
 from studies.run._launch import launch_workers
+from studies.run._lifeline import ADOPTED_ATTR, TRIAL_LOST
 from studies.run._open import BUDGET_STATES, SPEC_ATTR, count_budget, open_study, resolve_device
 from studies.run._options import RunOptions
 from studies.run._progress import show_progress
@@ -26,9 +27,11 @@ from studies.run._worker import (
 )
 
 __all__ = [
+    "ADOPTED_ATTR",
     "BUDGET_REACHED",
     "BUDGET_STATES",
     "SPEC_ATTR",
+    "TRIAL_LOST",
     "WORKER_STOPPED",
     "RunOptions",
     "RunReport",

@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from storage import HeartbeatSettings
+from storage import DEFAULT_OUTAGE_TIMEOUT_S, HeartbeatSettings
 from studies.errors import StudyRunError
 from studies.spec import HeartbeatSpec, StudySpec
 
@@ -29,6 +29,7 @@ class RunOptions:
         epochs: Epochs per trial, overriding the study file.
         threads: PyTorch CPU threads in this worker.
         heartbeat_interval, grace_period, max_retry: Override the file's ``[heartbeat]``.
+        outage_timeout: Seconds a database or proxy outage is waited out (default 600).
         worker_index: Offset of this worker's sampler seed (``launch`` numbers them).
     """
 
@@ -45,6 +46,7 @@ class RunOptions:
     heartbeat_interval: int | None = None
     grace_period: int | None = None
     max_retry: int | None = None
+    outage_timeout: float | None = None
     worker_index: int = 0
 
     @classmethod
@@ -62,6 +64,21 @@ class RunOptions:
             if f.name != "worker_index" and value is not None:
                 argv += [f"--{f.name.replace('_', '-')}", str(value)]
         return argv
+
+    @property
+    def outage_seconds(self) -> float:
+        """``outage_timeout``, or the default of :data:`storage.DEFAULT_OUTAGE_TIMEOUT_S`.
+
+        Raises:
+            StudyRunError: a timeout that is not a positive number.
+        """
+        if self.outage_timeout is None:
+            return DEFAULT_OUTAGE_TIMEOUT_S
+        if not self.outage_timeout > 0:
+            raise StudyRunError(
+                f"--outage-timeout {self.outage_timeout}: expected a positive number of seconds"
+            )
+        return float(self.outage_timeout)
 
     def heartbeat(self, spec: StudySpec | None) -> HeartbeatSettings:
         """The study file's heartbeat settings (the defaults without one), overridden here.

@@ -13,18 +13,20 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from nas_objectives import Objective, TensorData, failure_reason, load_dataset, record
 from nas_objectives.train import prewarm
-from storage.optuna_compat import is_heartbeat_enabled, study_storage, trial_id
+from storage import RequeueStaleTrial, StorageError
+from storage.optuna_compat import is_heartbeat_enabled, study_storage
 from studies.errors import BudgetReachedError
 from studies.pruners import build_epoch_pruner
+from studies.run._lifeline import TRIAL_LOST, Lifeline, TrialLostError
 from studies.run._open import BUDGET_STATES, count_budget, open_study, resolve_device
 from studies.run._options import RunOptions
 from studies.run._progress import progress_bar, show_progress
@@ -53,7 +55,7 @@ class _FailureGuard:
         if state != TrialState.FAIL:
             self.in_a_row = 0
             return
-        if reason in (WORKER_STOPPED, BUDGET_REACHED):
+        if reason in (WORKER_STOPPED, BUDGET_REACHED, TRIAL_LOST):
             return  # a failure that says nothing about the setup
         self.in_a_row += 1
         self.total += 1
@@ -98,28 +100,43 @@ class _BudgetedObjective:
         self.known_failed: list[int] = []  # numbers of FAIL trials, sorted; set by the loop
         self.trial_id: int | None = None
         self.outcome: tuple[TrialState, str] | None = None
+        self.lifeline: Lifeline | None = None
 
-    def __call__(self, trial: optuna.trial.Trial) -> float | Sequence[float]:
+    def __call__(self, live: optuna.trial.Trial) -> float | Sequence[float]:
         # The loop learns how the trial ended from here, not from an Optuna callback, which
         # would cost a re-read of the trial from the storage after every trial.
-        self.trial_id = trial_id(trial)
+        self.lifeline = lifeline = Lifeline(live)
+        # The objective sees the lifeline: if heartbeats declare the trial dead while it
+        # trains, its writes (and Optuna's tell) move to the queued copy.
+        trial = cast(optuna.trial.Trial, lifeline)
+        self.trial_id = lifeline.trial_id
         self.outcome = (TrialState.FAIL, "unknown reason")
-        trial.set_user_attr(record.WORKER, self.worker)
-        failed_below = bisect.bisect_left(self.known_failed, trial.number)
-        if trial.number - failed_below >= self.budget and self._rank(trial) >= self.budget:
-            trial.set_user_attr(record.FAIL_REASON, BUDGET_REACHED)
-            self.outcome = (TrialState.FAIL, BUDGET_REACHED)
-            raise BudgetReachedError(f"budget of {self.budget} trials already taken")
         try:
-            result = self.objective(trial)
-        except optuna.TrialPruned:
-            self.outcome = (TrialState.PRUNED, "")
+            trial.set_user_attr(record.WORKER, self.worker)
+            failed_below = bisect.bisect_left(self.known_failed, trial.number)
+            if trial.number - failed_below >= self.budget and self._rank(trial) >= self.budget:
+                trial.set_user_attr(record.FAIL_REASON, BUDGET_REACHED)
+                self.outcome = (TrialState.FAIL, BUDGET_REACHED)
+                raise BudgetReachedError(f"budget of {self.budget} trials already taken")
+            try:
+                result = self.objective(trial)
+            except TrialLostError:
+                raise
+            except optuna.TrialPruned:
+                self.outcome = (TrialState.PRUNED, "")
+                lifeline.ensure_alive()
+                raise
+            except Exception as exc:
+                self.outcome = (TrialState.FAIL, failure_reason(exc))
+                raise
+            lifeline.ensure_alive()
+            self.outcome = (TrialState.COMPLETE, "")
+            return result
+        except TrialLostError:
+            self.outcome = (TrialState.FAIL, TRIAL_LOST)
             raise
-        except Exception as exc:
-            self.outcome = (TrialState.FAIL, failure_reason(exc))
-            raise
-        self.outcome = (TrialState.COMPLETE, "")
-        return result
+        finally:
+            self.trial_id = lifeline.trial_id
 
     @staticmethod
     def _rank(trial: optuna.trial.Trial) -> int:
@@ -264,7 +281,7 @@ def run_trials(
                 t.number for t in everything if t.state == TrialState.FAIL
             )
             budgeted.outcome = None
-            study.optimize(budgeted, n_trials=1, catch=(Exception,))
+            _optimize_one(study, budgeted)
             if budgeted.outcome is None:  # the sampler failed before the objective ran
                 budgeted.outcome = (TrialState.FAIL, "sampler error")
             guard.record(*budgeted.outcome)
@@ -285,13 +302,62 @@ def run_trials(
     )
 
 
+def _optimize_one(study: optuna.Study, budgeted: _BudgetedObjective) -> None:
+    """One trial through ``study.optimize``; a database condition ends the run with one
+    line (:class:`StorageError`), and a trial declared dead under us is logged, not fatal."""
+    budgeted.lifeline = None
+    try:
+        study.optimize(budgeted, n_trials=1, catch=(Exception,))
+    except Exception as exc:
+        condition = _storage_error(exc)
+        if condition is not None:
+            raise condition from None
+        lost = budgeted.lifeline is not None and budgeted.lifeline.lost
+        if not (lost or _declared_dead(study, budgeted.trial_id, exc)):
+            raise
+        if not lost:
+            _logger.warning(
+                "trial id %s was declared dead as its result was stored; going on",
+                budgeted.trial_id,
+            )
+        budgeted.outcome = (TrialState.FAIL, TRIAL_LOST)
+    finally:
+        if budgeted.lifeline is not None:
+            budgeted.lifeline.close()
+
+
+def _storage_error(exc: BaseException) -> StorageError | None:
+    """The :class:`StorageError` (an outage outlasting ``--outage-timeout``, say) behind
+    ``exc``: Optuna may raise another error while handling it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StorageError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _declared_dead(study: optuna.Study, trial_id: int | None, exc: Exception) -> bool:
+    """Optuna failed to store a result because heartbeats had failed the trial meanwhile
+    (a FAIL trial refuses ``tell``: ValueError, UpdateFinishedTrialError, or Optuna's own
+    assertion on that path)."""
+    if trial_id is None:
+        return False
+    refused = (optuna.exceptions.UpdateFinishedTrialError, ValueError, AssertionError)
+    if not isinstance(exc, refused):
+        return False
+    return study_storage(study).get_trial(trial_id).state == TrialState.FAIL
+
+
 def _requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue a copy of a trial a stop request interrupted, as Optuna does for stale trials
     (same params; ``failed_trial``/``retry_history`` system attrs), minus the user attrs,
     which describe the interrupted run (its ``fail_reason`` above all), not the copy."""
     fresh = copy.deepcopy(trial)
     fresh.user_attrs = {}
-    RetryHeartbeatStaleTrialCallback(max_retry=None)(study, fresh)
+    RequeueStaleTrial(max_retry=None)(study, fresh)
 
 
 def _progress_bar(total: int, study: optuna.Study, progress: bool | None) -> tqdm | None:

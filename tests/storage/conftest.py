@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -69,3 +70,72 @@ def open_rdb(url: str, *, heartbeat: HeartbeatSettings | None = DEFAULT_HEARTBEA
     storage = open_storage(url, heartbeat=heartbeat)
     assert isinstance(storage, RDBStorage)
     return storage
+
+
+class TcpRelay:
+    """A real TCP relay in front of a server, which a test can take down and bring back:
+    an outage of the database as its clients see it, without touching the server."""
+
+    def __init__(self, target: tuple[str, int], port: int) -> None:
+        self.target = target
+        self.port = port
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """The PostgreSQL URL through the relay."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/test"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a crashed server does."""
+        with self._lock:
+            if self._listener is not None:
+                # close() alone leaves a blocked accept() listening on Linux; shutdown wakes it.
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                self._listener.close()
+                self._listener = None
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            server = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def relay(free_port: int) -> Iterator[TcpRelay]:
+    """A running :class:`TcpRelay` in front of the real PostgreSQL server."""
+    r = TcpRelay(("127.0.0.1", 5432), free_port)
+    r.start()
+    yield r
+    r.stop()

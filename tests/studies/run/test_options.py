@@ -23,6 +23,7 @@ EVERY_FLAG = [
     "--heartbeat-interval", "5",
     "--grace-period", "20",
     "--max-retry", "0",
+    "--outage-timeout", "30",
 ]  # fmt: skip
 
 

@@ -1,0 +1,287 @@
+"""The client of ``nas-study serve-storage``: Optuna's gRPC proxy client, plus heartbeats
+and outage retries. Imported only once grpcio is known to be installed."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from storage._errors import StorageError
+from storage._grpc import GRPC_CONNECT_TIMEOUT_S, HEARTBEAT_SERVICE
+from storage._once import CREATE_TOKEN_ATTR, finished_as_asked, log_already_created, tag_template
+from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
+from storage._retry import FIRST_DELAY_S, MAX_DELAY_S
+from storage.optuna_compat import BaseHeartbeat, reconnect_grpc_proxy, trial_id
+
+_logger = logging.getLogger(__name__)
+_F = TypeVar("_F", bound=Callable[..., Any])
+# The proxy is restarting or unreachable, or a call outlived its deadline.
+_TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_NOT_RETRIED = frozenset(
+    {"close", "wait_server_ready", "get_failed_trial_callback", "remove_session"}
+)
+# Set while a retrying call runs in this thread, so nested calls do not retry twice.
+_in_retry = threading.local()
+
+
+class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
+    """Optuna's gRPC proxy client, which also beats through the proxy and waits out its
+    outages.
+
+    * Heartbeats go to the proxy's ``nas_study.Heartbeat`` service (next to Optuna's own,
+      whose wire protocol is unchanged), at the proxy's interval. The proxy fails stale
+      trials and queues their copies itself, so this client never does.
+    * A call that finds the proxy unavailable (restarting, unreachable) is retried on a
+      fresh channel for up to ``outage_timeout`` seconds, with one warning per outage.
+    * ``create_new_trial`` and ``set_trial_state_values`` are applied exactly once across
+      such retries (see :mod:`storage._once`).
+    * Any other gRPC failure becomes a one-line :class:`StorageError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        shown_url: str,
+        outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
+    ) -> None:
+        self._address = f"{host}:{port}"
+        self._shown_url = shown_url
+        self.outage = OutageClock(shown_url, outage_timeout)
+        self._heartbeat_interval: int | None = None
+        super().__init__(host=host, port=port)
+        self._beats = HeartbeatChannel(self._address)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        for key in ("_beats", "outage"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self.outage = OutageClock(self._shown_url)
+        self._beats = HeartbeatChannel(self._address)
+
+    def close(self) -> None:
+        super().close()
+        self._beats.close()
+
+    def fetch_heartbeat_settings(self) -> None:
+        """Ask the proxy for its heartbeat interval (none from Optuna's own proxy server)."""
+        try:
+            settings = self._beats.settings()
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise ConnectionError(str(exc.details())) from None
+            _logger.warning(
+                "the gRPC storage proxy at %s records no heartbeats (it is not "
+                "`nas-study serve-storage`): the trials of killed workers stay RUNNING",
+                self._address,
+            )
+            settings = {}
+        interval = settings.get("interval")
+        self._heartbeat_interval = int(interval) if interval else None
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """One beat through the proxy; skipped while the proxy is unreachable."""
+        assert self._heartbeat_interval is not None
+        try:
+            self._beats.record(trial_id, timeout=max(self._heartbeat_interval, 5))
+        except grpc.RpcError as exc:
+            if exc.code() not in _TRANSIENT_CODES:
+                raise
+            self.outage.failed("record_heartbeat", str(exc.details()))
+            self._beats.reconnect()
+        except ValueError:
+            pass  # "closed channel": the storage was closed; this thread ends with the trial
+        else:
+            self.outage.succeeded()
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return []  # the proxy fails stale trials itself, on its own clock
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self._heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(
+        self,
+    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return None
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        template = tag_template(template_trial)
+        token = template.system_attrs[CREATE_TOKEN_ATTR]
+
+        def already_created() -> tuple[bool, Any]:
+            for trial in optuna.storages.GrpcStorageProxy.get_all_trials(
+                self, study_id, deepcopy=False
+            ):
+                if trial.system_attrs.get(CREATE_TOKEN_ATTR) == token:
+                    log_already_created(self._shown_url, trial_id(trial))
+                    return True, trial_id(trial)
+            return False, None
+
+        return int(
+            self._call_with_retry(
+                "create_new_trial",
+                lambda: optuna.storages.GrpcStorageProxy.create_new_trial(self, study_id, template),
+                before_retry=already_created,
+            )
+        )
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        retried = False
+
+        def attempt() -> bool:
+            nonlocal retried
+            try:
+                return optuna.storages.GrpcStorageProxy.set_trial_state_values(
+                    self, trial_id, state, values
+                )
+            except optuna.exceptions.UpdateFinishedTrialError:
+                stored = optuna.storages.GrpcStorageProxy.get_trial(self, trial_id)
+                if retried and finished_as_asked(stored, state, values):
+                    return True  # the first attempt had committed before the proxy went away
+                raise
+            finally:
+                retried = True
+
+        return bool(self._call_with_retry("set_trial_state_values", attempt))
+
+    def _call_with_retry(
+        self,
+        name: str,
+        attempt: Callable[[], Any],
+        before_retry: Callable[[], tuple[bool, Any]] | None = None,
+    ) -> Any:
+        if getattr(_in_retry, "active", False):
+            return attempt()
+        _in_retry.active = True
+        try:
+            delay, retrying = FIRST_DELAY_S, False
+            while True:
+                try:
+                    if before_retry is not None and retrying:
+                        done, value = before_retry()
+                        if done:
+                            self.outage.succeeded()
+                            return value
+                    result = attempt()
+                    self.outage.succeeded()
+                    return result
+                except grpc.RpcError as exc:
+                    left = self._failed(name, exc)
+                    time.sleep(min(delay * random.uniform(0.8, 1.2), left))
+                    delay, retrying = min(2 * delay, MAX_DELAY_S), True
+                    # A channel that lost its server waits out gRPC's reconnect backoff.
+                    reconnect_grpc_proxy(self)
+        finally:
+            _in_retry.active = False
+
+    def _failed(self, name: str, exc: grpc.RpcError) -> float:
+        details = str(exc.details() or exc.code()).strip().splitlines()[0]
+        if exc.code() not in _TRANSIENT_CODES:
+            raise StorageError(
+                f"the gRPC storage proxy at {self._address} (storage {self._shown_url}) "
+                f"failed {name}: {details}"
+            ) from None
+        left = self.outage.failed(name, details)
+        if left <= 0:
+            raise StorageError(
+                f"the gRPC storage proxy at {self._address} (storage {self._shown_url}) has "
+                f"been unreachable for {self.outage.timeout:g} s (--outage-timeout), giving "
+                f"up on {name}: {details}"
+            ) from None
+        return left
+
+
+class HeartbeatChannel:
+    """The client side of the proxy's ``nas_study.Heartbeat`` service (JSON over gRPC).
+
+    Shared by every heartbeat thread of the process; a reconnect swaps in a new channel
+    before closing the old one, so no beat meets a closed channel.
+    """
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._lock = threading.Lock()
+        self._channel, self._record, self._settings = self._open()
+
+    def _open(self) -> tuple[grpc.Channel, Any, Any]:
+        channel = grpc.insecure_channel(self._address)
+        record = channel.unary_unary(
+            f"/{HEARTBEAT_SERVICE}/Record",
+            request_serializer=_dump,
+            response_deserializer=_load,
+        )
+        settings = channel.unary_unary(
+            f"/{HEARTBEAT_SERVICE}/Settings",
+            request_serializer=_dump,
+            response_deserializer=_load,
+        )
+        return channel, record, settings
+
+    def record(self, trial_id: int, *, timeout: float) -> None:
+        self._record({"trial_id": trial_id}, timeout=timeout)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings({}, timeout=GRPC_CONNECT_TIMEOUT_S))
+
+    def reconnect(self) -> None:
+        with self._lock:
+            old = self._channel
+            self._channel, self._record, self._settings = self._open()
+        # A beat still in flight on the old channel fails as UNAVAILABLE and is skipped.
+        threading.Timer(GRPC_CONNECT_TIMEOUT_S, old.close).start()
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def _dump(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    loaded = json.loads(data or b"{}")
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _public_methods() -> list[str]:
+    names = {
+        name
+        for cls in optuna.storages.GrpcStorageProxy.__mro__
+        for name, value in vars(cls).items()
+        if inspect.isfunction(value) and not name.startswith("_")
+    }
+    return sorted(names - _NOT_RETRIED - set(vars(HeartbeatGrpcProxy)))
+
+
+def _retrying(method: _F) -> _F:
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: HeartbeatGrpcProxy, *args: Any, **kwargs: Any) -> Any:
+        return self._call_with_retry(name, lambda: method(self, *args, **kwargs))
+
+    return cast(_F, call)
+
+
+for _name in _public_methods():
+    setattr(HeartbeatGrpcProxy, _name, _retrying(getattr(optuna.storages.GrpcStorageProxy, _name)))

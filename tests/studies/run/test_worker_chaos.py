@@ -1,0 +1,50 @@
+"""The short chaos soak (``benchmarks/chaos.py``) in both modes: real workers killed with
+-9 and frozen past the grace period, PostgreSQL crash-restarted, the proxy killed and
+restarted; the study must still end exactly at its budget with nothing lost or left RUNNING.
+
+PostgreSQL is always started again, also when the soak fails (``ensure_database_running``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks._chaos import ChaosConfig, run_chaos
+from tests.conftest import POSTGRES_URL
+
+
+@pytest.mark.parametrize("mode", ["postgres", "proxy"])
+def test_short_chaos_soak_loses_nothing_and_meets_the_budget_exactly(
+    mode: str, tmp_path: Path
+) -> None:
+    report = run_chaos(
+        ChaosConfig(
+            mode=mode,
+            database_url=POSTGRES_URL,
+            workdir=tmp_path,
+            duration=45,
+            workers=3,
+            budget=40,
+            epochs=30,
+            kill_every=(6.0, 12.0),
+            freeze_every=(12.0, 20.0),
+            db_restart_every=(15.0, 25.0),
+            db_down=(1.0, 3.0),
+            proxy_restart_every=(10.0, 20.0),
+            drain_timeout=120,
+            seed=1,
+        )
+    )
+    summary = {k: v for k, v in report.items() if k != "crash_tails"}
+    assert report["kills"] >= 1 and report["db_restarts"] >= 1, summary  # chaos happened
+    if mode == "proxy":
+        assert report["proxy_restarts"] >= 1, summary
+    assert report["drained"], summary  # every worker exited by itself
+    assert report["workers_crashed"] == 0, report["crash_tails"]
+    assert report["tracebacks_in_worker_logs"] == 0, summary
+    assert report["running_left"] == 0, summary  # no zombie
+    assert report["lost"] == 0, summary  # every trial declared dead got its copy
+    assert report["duplicates"] == 0, summary
+    assert report["budget_met_exactly"], summary
