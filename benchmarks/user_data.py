@@ -12,7 +12,8 @@ Decode (seconds, the whole folder):
         cached tensor read back.
     (c) **tensors_load**: the same images as one uint8 ``.npz`` read as ``name = "tensors"``.
 
-Training (samples per second, the same CNN from the same weights, AdamW, same batch size):
+Training (samples per second, the same model from the same weights, AdamW, same batch
+size; ``--model cnn`` or ``mlp``):
     (d) **dataloader**: the usual loop: ``torchvision.datasets.ImageFolder`` with
         ``ToTensor()`` + ``Normalize`` per sample, ``DataLoader(shuffle=True,
         num_workers=<cores>, pin_memory=<on CUDA>, persistent_workers=True)``, each batch
@@ -92,8 +93,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+MODEL = "cnn"
+
+
 def _model(seed: int, device: torch.device) -> nn.Module:
     torch.manual_seed(seed)
+    if MODEL == "mlp":
+        return build_model(Layout("mlp", (3, SIZE, SIZE), CLASSES, widths=(256, 128))).to(device)
     layout = Layout(
         "cnn",
         (3, SIZE, SIZE),
@@ -231,8 +237,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--model",
+        choices=("cnn", "mlp"),
+        default="cnn",
+        help="cnn: conv 16-32 with BN and max pooling; mlp: 3072-256-128-10, where the input "
+        "pipeline, not the model, is the larger cost",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
+    global MODEL
+    MODEL = args.model
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -260,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": os.getloadavg(),
         "images": args.images,
         "image_shape": [3, SIZE, SIZE],
+        "model": MODEL,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "generate_seconds": generated,
