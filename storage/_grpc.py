@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from typing import TYPE_CHECKING
 
@@ -71,24 +72,30 @@ def open_grpc_proxy(
         proxy = HeartbeatGrpcProxy(
             host=host, port=parsed.port, shown_url=redact_url(url), outage_timeout=outage_timeout
         )
-    try:
+    # A proxy may answer and then go away before its heartbeat settings are read (killed
+    # or restarting): a worker keeps trying, the whole sequence, until its deadline.
+    limit = outage_timeout if wait else min(GRPC_CONNECT_TIMEOUT_S, outage_timeout)
+    deadline = time.monotonic() + limit
+    warned = False
+    while True:
         try:
-            proxy.wait_server_ready(timeout=min(GRPC_CONNECT_TIMEOUT_S, outage_timeout))
+            left = deadline - time.monotonic()
+            proxy.wait_server_ready(timeout=max(min(GRPC_CONNECT_TIMEOUT_S, left), 0.1))
+            proxy.fetch_heartbeat_settings()
+            return proxy
         except ConnectionError:
-            if not wait:
-                raise
-            _logger.warning(
-                "cannot reach the gRPC storage proxy at %s yet; waiting up to %g s for it",
-                address,
-                outage_timeout,
-            )
-            proxy.wait_server_ready(timeout=max(outage_timeout - GRPC_CONNECT_TIMEOUT_S, 0.1))
-        proxy.fetch_heartbeat_settings()
-    except ConnectionError:
-        proxy.close()
-        waited = outage_timeout if wait else GRPC_CONNECT_TIMEOUT_S
-        raise StorageError(
-            f"cannot reach the gRPC storage proxy at {address} (storage {redact_url(url)}) "
-            f"within {waited:g} s: is `nas-study serve-storage` running there?"
-        ) from None
-    return proxy
+            if wait and not warned:
+                _logger.warning(
+                    "cannot reach the gRPC storage proxy at %s yet; waiting up to %g s for it",
+                    address,
+                    outage_timeout,
+                )
+                warned = True
+            if not wait or time.monotonic() >= deadline:
+                proxy.close()
+                waited = outage_timeout if wait else GRPC_CONNECT_TIMEOUT_S
+                raise StorageError(
+                    f"cannot reach the gRPC storage proxy at {address} (storage "
+                    f"{redact_url(url)}) within {waited:g} s: is `nas-study serve-storage` "
+                    "running there?"
+                ) from None
