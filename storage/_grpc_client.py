@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from storage._errors import StorageError
 from storage._grpc import GRPC_CONNECT_TIMEOUT_S, HEARTBEAT_SERVICE
-from storage._once import CREATE_TOKEN_ATTR, finished_as_asked, log_already_created, tag_template
+from storage._once import CREATE_TOKEN_ATTR, log_already_created, tag_template, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._retry import FIRST_DELAY_S, MAX_DELAY_S
 from storage.optuna_compat import BaseHeartbeat, reconnect_grpc_proxy, trial_id
@@ -145,22 +145,13 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        retried = False
-
-        def attempt() -> bool:
-            nonlocal retried
-            try:
-                return optuna.storages.GrpcStorageProxy.set_trial_state_values(
-                    self, trial_id, state, values
-                )
-            except optuna.exceptions.UpdateFinishedTrialError:
-                stored = optuna.storages.GrpcStorageProxy.get_trial(self, trial_id)
-                if retried and finished_as_asked(stored, state, values):
-                    return True  # the first attempt had committed before the proxy went away
-                raise
-            finally:
-                retried = True
-
+        base = optuna.storages.GrpcStorageProxy
+        attempt = tell_once(
+            lambda: base.set_trial_state_values(self, trial_id, state, values),
+            lambda: base.get_trial(self, trial_id),
+            state,
+            values,
+        )
         return bool(self._call_with_retry("set_trial_state_values", attempt))
 
     def _call_with_retry(

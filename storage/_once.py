@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 _logger = logging.getLogger("storage")
@@ -73,6 +74,32 @@ def log_already_created(shown_url: str, trial_id: int) -> None:
     _logger.info(
         "storage %s: create_new_trial %s; using trial id %d", shown_url, ALREADY_CREATED, trial_id
     )
+
+
+def tell_once(
+    tell: Callable[[], bool],
+    get_trial: Callable[[], FrozenTrial],
+    state: TrialState,
+    values: Sequence[float] | None,
+) -> Callable[[], bool]:
+    """One attempt of a result write, for a retry loop: from the second attempt on, a
+    write refused because the trial already ended exactly so is success (the first
+    attempt had committed before its answer was lost). What the RDB storage and the gRPC
+    client share."""
+    retried = False
+
+    def attempt() -> bool:
+        nonlocal retried
+        try:
+            return tell()
+        except UpdateFinishedTrialError:
+            if retried and finished_as_asked(get_trial(), state, values):
+                return True
+            raise
+        finally:
+            retried = True
+
+    return attempt
 
 
 def finished_as_asked(

@@ -27,9 +27,9 @@ from storage._errors import StorageError, first_line
 from storage._heartbeat import HeartbeatSettings, RequeueStaleTrial
 from storage._once import (
     CREATE_TOKEN_ATTR,
-    finished_as_asked,
     log_already_created,
     tag_template,
+    tell_once,
 )
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._stale import fail_stale_trials_at_once
@@ -281,22 +281,13 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        retried = False
-
-        def attempt() -> bool:
-            nonlocal retried
-            try:
-                return optuna.storages.RDBStorage.set_trial_state_values(
-                    self, trial_id, state, values
-                )
-            except optuna.exceptions.UpdateFinishedTrialError:
-                stored = optuna.storages.RDBStorage.get_trial(self, trial_id)
-                if retried and finished_as_asked(stored, state, values):
-                    return True  # the first attempt had committed before its answer was lost
-                raise
-            finally:
-                retried = True
-
+        base = optuna.storages.RDBStorage
+        attempt = tell_once(
+            lambda: base.set_trial_state_values(self, trial_id, state, values),
+            lambda: base.get_trial(self, trial_id),
+            state,
+            values,
+        )
         return bool(self._call_with_retry("set_trial_state_values", attempt))
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
