@@ -30,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._chaos.audit import audit_study
+from storage._once import ALREADY_CREATED  # the line a retried creation logs
 
 _logger = logging.getLogger(__name__)
 
 PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
-#: The line a retried ``create_new_trial`` logs when its first attempt had committed.
-ALREADY_CREATED = "had committed before its answer was lost"
 
 STUDY = """\
 name = "{name}"
