@@ -92,6 +92,43 @@ def _trials(url: str, name: str) -> list[FrozenTrial]:
     return study.get_trials()
 
 
+def _freeze_in_mid_trial(
+    url: str, name: str, proc: subprocess.Popen[str], *, trained: bool = False
+) -> FrozenTrial:
+    """SIGSTOP ``proc`` while it holds a RUNNING trial and return that trial.
+
+    A trial read as RUNNING may finish before a signal lands (a 30-epoch digits trial takes
+    well under a second), so the process is frozen first and the trial read again: a trial
+    that is still RUNNING once its worker is stopped can only end through recovery. With
+    ``trained``, only a trial whose parameters are all suggested (``arch`` is set) counts.
+    """
+    tag = f"{socket.gethostname()}:{proc.pid}"
+
+    def held() -> FrozenTrial | None:
+        return next(
+            (
+                t
+                for t in _trials(url, name)
+                if t.state == TrialState.RUNNING
+                and t.user_attrs.get("worker") == tag
+                and (not trained or "arch" in t.user_attrs)
+            ),
+            None,
+        )
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if held() is None:
+            time.sleep(0.1)  # polling interval, not synchronisation: the deadline decides
+            continue
+        proc.send_signal(signal.SIGSTOP)
+        trial = held()
+        if trial is not None:
+            return trial
+        proc.send_signal(signal.SIGCONT)  # it finished that trial meanwhile: try the next
+    raise AssertionError(f"timed out waiting for worker {tag} to hold a RUNNING trial")
+
+
 def _count(trials: list[FrozenTrial], *states: TrialState) -> int:
     return sum(t.state in states for t in trials)
 
@@ -126,18 +163,7 @@ def test_killed_worker_trial_is_failed_and_its_copy_completes(
 ) -> None:
     study = _study_file(tmp_path, unique_name, n_trials=6, epochs=30)
     victim = _worker(POSTGRES_URL, study, "--worker-index", "0")
-    tag = f"{socket.gethostname()}:{victim.pid}"
-
-    def victim_running() -> FrozenTrial | None:
-        running = [
-            t
-            for t in _trials(POSTGRES_URL, unique_name)
-            if t.state == TrialState.RUNNING and t.user_attrs.get("worker") == tag
-        ]
-        return running[0] if running else None
-
-    killed = _wait(victim_running, "the victim to be training")
-    assert isinstance(killed, FrozenTrial)
+    killed = _freeze_in_mid_trial(POSTGRES_URL, unique_name, victim)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     survivor = _worker(POSTGRES_URL, study, "--worker-index", "1")

@@ -24,6 +24,7 @@ from tests.conftest import POSTGRES_URL
 from tests.studies.run.test_worker import (
     _assert_budget_met_cleanly,
     _finish,
+    _freeze_in_mid_trial,
     _study_file,
     _trials,
     _wait,
@@ -79,8 +80,7 @@ def test_kill_9_behind_the_proxy_still_meets_the_budget_exactly(
 ) -> None:
     study = _study_file(tmp_path, unique_name, n_trials=8, epochs=30)
     victim = _worker(proxy_url, study, "--worker-index", "0")
-    killed = _wait(lambda: _training_trial_of(proxy_url, unique_name, victim), "a training victim")
-    assert isinstance(killed, FrozenTrial)
+    killed = _freeze_in_mid_trial(proxy_url, unique_name, victim, trained=True)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     # Before this change the killed trial stayed RUNNING forever behind the proxy: the
