@@ -54,6 +54,11 @@ def main() -> None:
     parser.add_argument("--db-restart-every", type=_span, default=(60.0, 150.0))
     parser.add_argument("--proxy-restart-every", type=_span, default=(45.0, 120.0))
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument(
+        "--cluster",
+        default="15/main",
+        help="the PostgreSQL cluster behind --postgres-url, VERSION/NAME (pg_lsclusters)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-study", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/chaos.json"))
@@ -79,6 +84,7 @@ def main() -> None:
                 proxy_restart_every=args.proxy_restart_every,
                 seed=args.seed,
                 keep_study=args.keep_study,
+                cluster=args.cluster,
             )
             reports[mode] = run_chaos(cfg)
     command = "python -m benchmarks.chaos " + " ".join(

@@ -86,8 +86,6 @@ def serve_storage(
         timeout=outage_timeout,
         wait=True,
     )
-    # Workers could not beat through the proxy while it was down: give them a grace period.
-    storage.outage.connected_since = time.monotonic()
     address = grpc_address(host, port)
     _logger.info("starting the gRPC proxy for storage %s on grpc://%s", redact_url(url), address)
     # Optuna's cache keeps finished trials in memory; the database still decides.
@@ -107,6 +105,9 @@ def serve_storage(
             ) from None
         server.add_generic_rpc_handlers((_heartbeat_service(cached, heartbeat),))
         server.start()
+        # Workers could not beat through the proxy while it was down: their grace period
+        # counts from now, when they can reach it again.
+        storage.outage.connected_since = time.monotonic()
         if heartbeat is not None:
             threading.Thread(
                 target=fail_stale_trials_forever,

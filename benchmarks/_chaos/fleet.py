@@ -34,7 +34,24 @@ from storage._once import ALREADY_CREATED  # the line a retried creation logs
 
 _logger = logging.getLogger(__name__)
 
-PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
+#: The PostgreSQL cluster crash-restarted by default, as ``pg_lsclusters`` names it.
+MAIN_CLUSTER = "15/main"
+
+
+def _pg_ctl(cluster: str) -> list[str]:
+    version, _, name = cluster.partition("/")
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, name]
+
+
+def _port_of(cluster: str) -> str:
+    """The port a cluster listens on, from its ``postgresql.conf`` (5432 when unset)."""
+    conf = Path("/etc/postgresql", *cluster.split("/", 1), "postgresql.conf")
+    for line in conf.read_text().splitlines() if conf.exists() else []:
+        key, _, value = line.partition("=")
+        if key.strip() == "port":
+            return value.split("#", 1)[0].strip()
+    return "5432"
+
 
 STUDY = """\
 name = "{name}"
@@ -86,6 +103,9 @@ class ChaosConfig:
     outage_timeout: float = 300.0
     seed: int = 0
     keep_study: bool = False
+    #: The cluster that serves ``database_url`` (``VERSION/NAME``, as ``pg_lsclusters``
+    #: shows it); a long soak can crash a cluster of its own while tests use the main one.
+    cluster: str = MAIN_CLUSTER
 
 
 @dataclass
@@ -167,7 +187,7 @@ class _Fleet:
                 w.frozen_until = None
 
     def restart_database(self, rng: random.Random) -> None:
-        with database_down():
+        with database_down(self.cfg.cluster):
             time.sleep(rng.uniform(*self.cfg.db_down))  # how long the database stays down
         self.counts["db_restarts"] += 1
 
@@ -201,24 +221,25 @@ class _Fleet:
 
 
 @contextlib.contextmanager
-def database_down() -> Iterator[None]:
+def database_down(cluster: str = MAIN_CLUSTER) -> Iterator[None]:
     """Crash PostgreSQL (immediate stop: no checkpoint, clients cut off) for the block, and
     start it again whatever happens."""
-    subprocess.run([*PG_CTL, "stop", "-m", "immediate"], check=False, capture_output=True)
+    subprocess.run([*_pg_ctl(cluster), "stop", "-m", "immediate"], check=False, capture_output=True)
     try:
         yield
     finally:
-        ensure_database_running()
+        ensure_database_running(cluster)
 
 
-def ensure_database_running() -> None:
+def ensure_database_running(cluster: str = MAIN_CLUSTER) -> None:
     """Start PostgreSQL unless it runs, and wait until it accepts connections."""
-    status = subprocess.run([*PG_CTL, "status"], check=False, capture_output=True)
+    status = subprocess.run([*_pg_ctl(cluster), "status"], check=False, capture_output=True)
     if status.returncode != 0:
-        subprocess.run([*PG_CTL, "start"], check=False, capture_output=True)
+        subprocess.run([*_pg_ctl(cluster), "start"], check=False, capture_output=True)
+    ready_cmd = ["pg_isready", "-h", "127.0.0.1", "-p", _port_of(cluster), "-q"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        ready = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False)
+        ready = subprocess.run(ready_cmd, check=False)
         if ready.returncode == 0:
             return
         time.sleep(0.2)  # polling the server, with a deadline
@@ -273,7 +294,7 @@ def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
         drained = _drain(fleet)
     finally:
         fleet.thaw_all()
-        ensure_database_running()
+        ensure_database_running(cfg.cluster)
         for w in fleet.workers:
             if w.proc.poll() is None:
                 w.killed = True

@@ -29,9 +29,10 @@ SPACE: dict[str, BaseDistribution] = {"x": FloatDistribution(0, 1)}
 class Proxy:
     """``nas-study serve-storage`` on one port, in a subprocess that can be killed."""
 
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, *, grace_period: int = 3) -> None:
         self.port = port
         self.log = log
+        self.grace_period = grace_period
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -40,7 +41,8 @@ class Proxy:
 
     def start(self) -> None:
         args = [sys.executable, "-m", "studies", "serve-storage", "--port", str(self.port)]
-        args += ["--heartbeat-interval", "1", "--grace-period", "3", "--max-retry", "2"]
+        args += ["--heartbeat-interval", "1", "--grace-period", str(self.grace_period)]
+        args += ["--max-retry", "2"]
         env = {**os.environ, "NAS_STUDY_STORAGE": POSTGRES_URL}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(args, env=env, stderr=out)
@@ -114,6 +116,22 @@ def test_workers_beat_through_the_proxy_which_fails_the_dead_and_queues_copies(
 
 
 def test_a_proxy_restart_is_waited_out_with_one_log_line(
+    free_port: int, tmp_path: Path, unique_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A grace period well past the restart: this test is about the outage, not staleness,
+    # and a loaded machine can take seconds to start the new proxy and reach it again.
+    proxy = Proxy(free_port, tmp_path / "proxy.log", grace_period=30)
+    proxy.start()
+    try:
+        _restart_is_waited_out(proxy, unique_name, caplog)
+    finally:
+        proxy.stop()
+        from tests.storage.conftest import delete_study_if_present
+
+        delete_study_if_present(POSTGRES_URL, unique_name)
+
+
+def _restart_is_waited_out(
     proxy: Proxy, unique_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = _client(proxy)
