@@ -6,7 +6,7 @@ import gc
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import optuna
 import torch
@@ -33,8 +33,49 @@ CONSTRAINABLE = record.COST_OBJECTIVES
 
 #: Called after every epoch of a multi-objective trial with the trial, the epoch (from 1)
 #: and the trial's objective values at that epoch (validation accuracy standing in for
-#: accuracy and F1; the cost objectives as measured); returns why to prune, or None.
+#: accuracy and F1; the cost objectives as measured); returns why to prune, or None. It
+#: may have a ``decides_at(epoch) -> bool``: the trial's curve, which the decisions of
+#: other trials read from the storage, is then written only at those epochs and at the end
+#: (by default, every epoch).
 EpochPruner = Callable[[optuna.trial.BaseTrial, int, tuple[float, ...]], "str | None"]
+
+
+def share_and_decide(
+    trial: optuna.trial.BaseTrial,
+    epoch_pruner: EpochPruner,
+    curve: list[float],
+    values: tuple[float, ...],
+    *,
+    every_epoch: bool = False,
+) -> str | None:
+    """After epoch ``len(curve)``: share the trial's curve through the storage and ask the
+    pruner, at the epochs where it decides (``decides_at``), or every epoch with
+    ``every_epoch``. Returns why to prune, or None.
+
+    Optuna refuses ``trial.report`` in multi-objective studies (and its TPE cannot rank
+    pruned multi-objective trials that carry intermediate values), so the curve is shared
+    as a user attribute. Another trial's decision at epoch e reads this curve at e, and it
+    is written at e whenever a decision can be made at e, so writing only then (a rung of
+    ``pareto_rank``) takes the same decisions as writing every epoch, in fewer writes.
+    """
+    epoch = len(curve)
+    decides_at: Callable[[int], bool] = getattr(epoch_pruner, "decides_at", lambda _: True)
+    if not (every_epoch or decides_at(epoch)):
+        return None
+    trial.set_user_attr(record.VAL_ACCURACY, list(curve))
+    return epoch_pruner(trial, epoch, values)
+
+
+def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: dict[str, Any]) -> None:
+    """Store ``attrs`` as user attributes of ``trial``: in one storage write when the trial
+    offers ``set_user_attrs`` (the worker's trials do: one commit instead of one per key),
+    else one by one."""
+    write_all = getattr(trial, "set_user_attrs", None)
+    if write_all is not None:
+        write_all(attrs)
+        return
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
 
 
 class TrialFailedError(RuntimeError):
@@ -146,15 +187,18 @@ class Objective:
         }
         if "latency_ms" in cfg.objectives or "latency_ms" in cfg.constraints:
             costs["latency_ms"] = measure_latency_ms(model, data.input_shape)
-        trial.set_user_attr(record.ARCH, f"{layout.summary()} | {settings.summary()}")
-        trial.set_user_attr(record.LAYOUT, layout.to_dict())
-        trial.set_user_attr(record.OPTIMIZER_SETTINGS, settings.to_dict())
-        trial.set_user_attr(record.PARAMS, int(costs["params"]))
-        trial.set_user_attr(record.FLOPS, int(costs["flops"]))
+        attrs: dict[str, Any] = {
+            record.ARCH: f"{layout.summary()} | {settings.summary()}",
+            record.LAYOUT: layout.to_dict(),
+            record.OPTIMIZER_SETTINGS: settings.to_dict(),
+            record.PARAMS: int(costs["params"]),
+            record.FLOPS: int(costs["flops"]),
+        }
         if "latency_ms" in costs:
-            trial.set_user_attr(record.LATENCY_MS, costs["latency_ms"])
-        trial.set_user_attr(record.DEVICE, str(data.device))
-        trial.set_user_attr(record.SEED, seed)  # what `nas-study export` retrains with
+            attrs[record.LATENCY_MS] = costs["latency_ms"]
+        attrs[record.DEVICE] = str(data.device)
+        attrs[record.SEED] = seed  # what `nas-study export` retrains with
+        set_user_attrs(trial, attrs)
         for name, limit in cfg.constraints.items():
             trial.set_constraint(f"max_{name}", costs[name] - limit)
 
@@ -163,13 +207,19 @@ class Objective:
         # quality (accuracy or F1); reported to a study that minimizes params, flops or
         # latency, a pruner would stop the trials that learn best.
         report = len(cfg.objectives) == 1 and OBJECTIVES[cfg.objectives[0]] == "maximize"
-        # Otherwise, with a pruner, the curve is shared every epoch (see on_epoch).
+        # Otherwise, with a pruner, the curve is shared through the storage (see on_epoch).
         epoch_pruner = None if report else self.epoch_pruner
 
         def prune(epoch: int, reason: str) -> NoReturn:
-            trial.set_user_attr(record.EPOCHS_RUN, epoch)
-            trial.set_user_attr(record.PRUNED_AT_EPOCH, epoch)
-            trial.set_user_attr(record.PRUNED_BY, reason)
+            set_user_attrs(
+                trial,
+                {
+                    record.VAL_ACCURACY: list(curve),
+                    record.EPOCHS_RUN: epoch,
+                    record.PRUNED_AT_EPOCH: epoch,
+                    record.PRUNED_BY: reason,
+                },
+            )
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {reason}")
 
         def on_epoch(ep: EpochResult) -> None:
@@ -177,17 +227,12 @@ class Objective:
             if report:
                 trial.report(ep.val_accuracy, ep.epoch)
                 if trial.should_prune():
-                    trial.set_user_attr(record.VAL_ACCURACY, curve)
                     pruner = getattr(getattr(trial, "study", None), "pruner", None)
                     prune(ep.epoch, type(pruner).__name__)
             elif epoch_pruner is not None:
-                # Optuna refuses trial.report in multi-objective studies (and its TPE cannot
-                # rank pruned multi-objective trials that carry intermediate values), so the
-                # curve is shared through a user attribute, written every epoch.
-                trial.set_user_attr(record.VAL_ACCURACY, list(curve))
                 now = {**costs, "accuracy": ep.val_accuracy, "f1": ep.val_accuracy}
                 values = tuple(float(now[name]) for name in cfg.objectives)
-                reason = epoch_pruner(trial, ep.epoch, values)
+                reason = share_and_decide(trial, epoch_pruner, curve, values)
                 if reason is not None:
                     prune(ep.epoch, reason)
 
@@ -202,10 +247,14 @@ class Objective:
             augment=cfg.augment,
             min_steps=cfg.space.training.min_steps,
         )
-        if epoch_pruner is None:  # else the last epoch already stored the whole curve
-            trial.set_user_attr(record.VAL_ACCURACY, curve)
-        trial.set_user_attr(record.EPOCHS_RUN, result.epochs_run)
-        trial.set_user_attr(record.TRAIN_SECONDS, round(result.train_seconds, 4))
+        set_user_attrs(
+            trial,
+            {
+                record.VAL_ACCURACY: curve,
+                record.EPOCHS_RUN: result.epochs_run,
+                record.TRAIN_SECONDS: round(result.train_seconds, 4),
+            },
+        )
 
         metrics = dict(costs)
         metrics["accuracy"] = result.history[-1].val_accuracy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,21 @@ WORKER_POOL_SIZE = 2
 EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "grpc": "grpc"}
 
 
+class WalSQLiteConnection(sqlite3.Connection):
+    """A SQLite connection with ``synchronous=NORMAL``, the setting SQLite recommends for
+    WAL mode (which :func:`~storage._sqlite.prepare_sqlite_file` switches every file to).
+
+    The default, FULL, syncs the log to disk at every commit: 0.9 ms a commit on this
+    project's CI machine against 0.04 ms, and a trial commits about 20 times. In WAL mode
+    NORMAL cannot corrupt the file; a commit is lost only if the machine itself loses
+    power just after it, never when a worker process is killed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA synchronous=NORMAL")
+
+
 def engine_kwargs(parsed: URL, *, pool_size: int = WORKER_POOL_SIZE) -> dict[str, Any]:
     """The ``create_engine`` arguments for the database ``parsed`` names.
 
@@ -34,7 +50,7 @@ def engine_kwargs(parsed: URL, *, pool_size: int = WORKER_POOL_SIZE) -> dict[str
     the server closed while a trial trained is replaced instead of failing the next call.
     """
     if parsed.get_backend_name() == "sqlite":
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "factory": WalSQLiteConnection}}
     kwargs: dict[str, Any] = {
         "pool_pre_ping": True,
         "pool_size": pool_size,

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from storage._errors import StorageError
 from storage._grpc import GRPC_CONNECT_TIMEOUT_S, HEARTBEAT_SERVICE
+from storage._heartbeat import BeatLog
 from storage._once import CREATE_TOKEN_ATTR, log_already_created, tag_template, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._retry import FIRST_DELAY_S, MAX_DELAY_S
@@ -60,19 +61,22 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         self._address = f"{host}:{port}"
         self._shown_url = shown_url
         self.outage = OutageClock(shown_url, outage_timeout)
+        self.beats = BeatLog()
         self._heartbeat_interval: int | None = None
+        self._grace_period: float | None = None
         super().__init__(host=host, port=port)
         self._beats = HeartbeatChannel(self._address)
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
-        for key in ("_beats", "outage"):
+        for key in ("_beats", "outage", "beats"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
         self.outage = OutageClock(self._shown_url)
+        self.beats = BeatLog()
         self._beats = HeartbeatChannel(self._address)
 
     def close(self) -> None:
@@ -94,6 +98,8 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
             settings = {}
         interval = settings.get("interval")
         self._heartbeat_interval = int(interval) if interval else None
+        grace = settings.get("grace_period")
+        self._grace_period = float(grace) if grace else None
 
     def record_heartbeat(self, trial_id: int) -> None:
         """One beat through the proxy; skipped while the proxy is unreachable."""
@@ -109,6 +115,14 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
             pass  # "closed channel": the storage was closed; this thread ends with the trial
         else:
             self.outage.succeeded()
+            self.beats.beat(trial_id)
+
+    def surely_alive(self, trial_id: int) -> bool:
+        """Whether this process's beats prove that the proxy cannot have declared
+        ``trial_id`` dead (see :class:`BeatLog`); False means "read the trial to know"."""
+        if self._grace_period is None:
+            return False
+        return self.beats.surely_alive(trial_id, self._grace_period)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         return []  # the proxy fails stale trials itself, on its own clock

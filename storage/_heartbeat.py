@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -74,3 +76,37 @@ class RequeueStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
 
 #: The settings ``open_storage`` uses unless told otherwise.
 DEFAULT_HEARTBEAT = HeartbeatSettings()
+
+
+class BeatLog:
+    """When this process's beats for each trial reached the storage.
+
+    A trial is declared dead only after ``grace_period`` seconds with no beat. If every beat
+    of a trial since its first came less than half a grace period after the one before,
+    and the last one less than half a grace period ago, nobody can have declared it dead,
+    so a worker about to store its result need not read it back to check. Gaps are
+    measured on both the monotonic and the wall clock, so a process frozen by SIGSTOP or a
+    paused virtual machine shows one, and is checked.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: trial id -> (monotonic, wall-clock) time of its last beat, and its longest gap.
+        self._beats: dict[int, tuple[float, float, float]] = {}
+
+    def beat(self, trial_id: int) -> None:
+        """Record a beat of ``trial_id`` that the storage took."""
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            last = self._beats.get(trial_id)
+            gap = 0.0 if last is None else max(last[2], now - last[0], wall - last[1])
+            self._beats[trial_id] = (now, wall, gap)
+
+    def surely_alive(self, trial_id: int, grace_period: float) -> bool:
+        """True only if nobody can have declared ``trial_id`` dead (see the class)."""
+        with self._lock:
+            last = self._beats.get(trial_id)
+        if last is None:
+            return False
+        since = max(time.monotonic() - last[0], time.time() - last[1])
+        return max(since, last[2]) < grace_period / 2

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from storage._errors import StorageError, first_line
-from storage._heartbeat import HeartbeatSettings, RequeueStaleTrial
+from storage._heartbeat import BeatLog, HeartbeatSettings, RequeueStaleTrial
 from storage._once import (
     CREATE_TOKEN_ATTR,
     log_already_created,
@@ -34,7 +34,12 @@ from storage._once import (
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._stale import fail_stale_trials_at_once
 from storage._url import redact_text, redact_url
-from storage.optuna_compat import RDB_PRIVATE_CALLS, create_trial_once, trial_with_system_attr
+from storage.optuna_compat import (
+    RDB_PRIVATE_CALLS,
+    create_trial_once,
+    trial_with_system_attr,
+    write_user_attrs,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -178,6 +183,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         # Kept to mask the password wherever a driver message repeats it.
         self._secret_url = url
         self.outage = OutageClock(self._shown_url, outage_timeout)
+        self.beats = BeatLog()
         with warnings.catch_warnings():
             # Heartbeats are "experimental" in Optuna 5; the warning is noise for our users.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -192,11 +198,13 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
         state.pop("outage", None)  # holds a lock
+        state.pop("beats", None)  # this process's beats, and a lock
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
         self.outage = OutageClock(self._shown_url)
+        self.beats = BeatLog()
 
     def _call_with_retry(
         self,
@@ -259,6 +267,16 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             self.outage.failed("record_heartbeat", redact_text(first_line(cause), self._secret_url))
         else:
             self.outage.succeeded()
+            self.beats.beat(trial_id)
+
+    def surely_alive(self, trial_id: int) -> bool:
+        """Whether this process's beats prove that nobody has declared ``trial_id`` dead
+        (see :class:`BeatLog`); False means "read the trial to know"."""
+        interval = self.get_heartbeat_interval()
+        if interval is None:
+            return False
+        grace = self.grace_period if self.grace_period is not None else 2 * interval
+        return self.beats.surely_alive(trial_id, grace)
 
     def _create_new_trial(
         self, study_id: int, template_trial: FrozenTrial | None = None
@@ -289,6 +307,13 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             values,
         )
         return bool(self._call_with_retry("set_trial_state_values", attempt))
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Set several user attributes in one transaction (idempotent, so it is retried
+        like every write)."""
+        self._call_with_retry(
+            "set_trial_user_attrs", lambda: write_user_attrs(self, trial_id, attrs)
+        )
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         # Optuna's fail_stale_trials fails the ids returned here, then queues their copies,

@@ -53,6 +53,12 @@ def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
     return study._storage
 
 
+def backend_of(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    """The storage behind Optuna's cache (which every Study puts in front of an
+    RDBStorage), or ``storage`` itself."""
+    return storage._backend if isinstance(storage, _CachedStorage) else storage
+
+
 def study_id(study: optuna.Study) -> int:
     """The study's id in its storage."""
     return study._study_id
@@ -111,6 +117,35 @@ def retarget_trial(trial: optuna.trial.Trial, frozen: FrozenTrial) -> None:
     frozen.distributions = {**cached.distributions, **frozen.distributions}
     trial._trial_id = frozen._trial_id
     trial._cached_frozen_trial = frozen
+
+
+def set_user_attrs(trial: optuna.trial.Trial, attrs: dict[str, Any]) -> None:
+    """Set several user attributes of a live trial: in one transaction where the storage
+    has a ``set_trial_user_attrs`` (nas-study's RDB storage: one commit instead of one per
+    key), else one by one.
+
+    ``Trial.set_user_attr`` writes through the storage and then into the trial's cached
+    frozen copy, which ``trial.user_attrs`` reads; this does both.
+    """
+    write_all = getattr(backend_of(trial.storage), "set_trial_user_attrs", None)
+    if write_all is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    write_all(trial._trial_id, attrs)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def write_user_attrs(
+    storage: optuna.storages.RDBStorage, trial_id: int, attrs: dict[str, Any]
+) -> None:
+    """``set_trial_user_attr`` for each of ``attrs``, in one transaction (Optuna's own
+    upsert per key). Raises ``UpdateFinishedTrialError`` as it does, writing nothing."""
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        for key, value in attrs.items():
+            storage._set_trial_attr_without_commit(
+                session, _models.TrialUserAttributeModel, trial_id, key, value
+            )
 
 
 def create_trial_once(

@@ -161,6 +161,14 @@ def open_for(job: Job) -> optuna.storages.BaseStorage | str:
             host, port = grpc_host_port(job.url)
             return optuna.storages.GrpcStorageProxy(host=host, port=port)
         return job.url  # Optuna's own default: RDBStorage(url) in a _CachedStorage
+    if job.loop == "plain_heartbeat":
+        # Optuna's heartbeats at nas-study's default settings, so both sides beat alike.
+        hb = nas_storage.DEFAULT_HEARTBEAT
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                job.url, heartbeat_interval=hb.interval, grace_period=hb.grace_period
+            )
     if job.loop == "nas_study":
         return nas_storage.open_storage(job.url)
     return nas_storage.open_storage(job.url, heartbeat=None)
@@ -186,7 +194,7 @@ def run_job(job: Job, jobs: Connection, results: Any, index: int) -> None:
     counter.reset()
     start = time.monotonic()
     ran = job.n_trials
-    if job.loop == "plain":
+    if job.loop.startswith("plain"):
         study.optimize(objective, n_trials=job.n_trials)
     else:
         report = run_trials(

@@ -172,6 +172,12 @@ class BaseMultiObjectivePruner(abc.ABC):
             )
             return None
 
+    def decides_at(self, epoch: int) -> bool:
+        """Whether this pruner may prune at ``epoch``; the objective shares a trial's curve
+        through the storage only at such epochs (and at its end), since no decision reads
+        it at the others."""
+        return epoch >= self.min_epochs
+
     @abc.abstractmethod
     def _decide(
         self, study: optuna.Study, trial_number: int, epoch: int, own: tuple[float, ...]

@@ -49,6 +49,9 @@ class ParetoRankPruner(BaseMultiObjectivePruner):
             rung *= self.reduction_factor
         return rung == epoch
 
+    def decides_at(self, epoch: int) -> bool:
+        return self.is_rung(epoch)
+
     def _decide(
         self, study: optuna.Study, trial_number: int, epoch: int, own: tuple[float, ...]
     ) -> str | None:

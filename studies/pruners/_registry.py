@@ -106,17 +106,27 @@ def build_epoch_pruner(spec: StudySpec) -> EpochPruner | None:
     """The per-epoch decision of a ``pareto_rank`` or ``dominance`` pruner, else None.
 
     It compares the trial, at each epoch, with every other trial at the same epoch, as
-    stored in the shared storage, so every worker decides from the same data.
+    stored in the shared storage, so every worker decides from the same data. Its
+    ``decides_at(epoch)`` tells the objective at which epochs a decision can prune.
     """
     if spec.pruner.name not in MO_PRUNERS:
         return None
     pruner = build_mo_pruner(spec.pruner.name, spec.pruner.options)
     pruner.bind(list(spec.objectives), list(spec.directions))
+    return _EpochDecision(pruner)
 
-    def decide(trial: optuna.trial.BaseTrial, epoch: int, values: tuple[float, ...]) -> str | None:
+
+class _EpochDecision:
+    """A bound multi-objective pruner as the objective calls it (an ``EpochPruner``)."""
+
+    def __init__(self, pruner: BaseMultiObjectivePruner) -> None:
+        self.pruner = pruner
+        self.decides_at = pruner.decides_at
+
+    def __call__(
+        self, trial: optuna.trial.BaseTrial, epoch: int, values: tuple[float, ...]
+    ) -> str | None:
         study = getattr(trial, "study", None)
         if study is None:  # a FixedTrial: no study to compare with
             return None
-        return pruner.decide(study, trial.number, epoch, values)
-
-    return decide
+        return self.pruner.decide(study, trial.number, epoch, values)

@@ -20,8 +20,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from storage.optuna_compat import (
     BaseHeartbeatThread,
+    backend_of,
     heartbeat_thread,
     retarget_trial,
+    set_user_attrs,
     study_storage,
     trial_id,
 )
@@ -82,6 +84,15 @@ class Lifeline:
 
         return write
 
+    def set_user_attrs(self, attrs: dict[str, Any]) -> None:
+        """Set several user attributes in one storage write where the storage allows it
+        (see :func:`storage.optuna_compat.set_user_attrs`)."""
+        try:
+            set_user_attrs(self._trial, attrs)
+        except UpdateFinishedTrialError:
+            self.adopt_copy()
+            set_user_attrs(self._trial, attrs)
+
     @property
     def trial_id(self) -> int:
         """The id of the stored trial written to now (the copy's, once adopted)."""
@@ -89,8 +100,13 @@ class Lifeline:
 
     def ensure_alive(self) -> None:
         """Before Optuna stores the result: move to the copy if the trial was declared dead
-        after its last write."""
-        stored = study_storage(self._trial.study).get_trial(self.trial_id)
+        after its last write. The read is skipped when this process's own heartbeats
+        prove the trial could not have been declared dead (no gap of half a grace period)."""
+        storage = study_storage(self._trial.study)
+        surely_alive = getattr(backend_of(storage), "surely_alive", None)
+        if surely_alive is not None and surely_alive(self.trial_id):
+            return
+        stored = storage.get_trial(self.trial_id)
         if stored.state != TrialState.RUNNING:
             self.adopt_copy()
 

@@ -209,3 +209,25 @@ def test_killed_worker_process_is_detected_and_its_trial_rerun(
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert study.trials[1].params == study.trials[0].params
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(study.trials[1]) == 0
+
+
+def test_beat_log_proves_a_trial_alive_only_without_a_gap_of_half_a_grace_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from storage import _heartbeat
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(_heartbeat.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(_heartbeat.time, "time", lambda: clock["now"] + 5e8)
+    log = _heartbeat.BeatLog()
+    assert not log.surely_alive(7, grace_period=60)  # never beat: unknown, so read it
+    for _ in range(5):
+        log.beat(7)
+        clock["now"] += 10
+    assert log.surely_alive(7, grace_period=60)  # beats every 10 s, last 10 s ago
+    clock["now"] += 25  # 35 s since the last beat: more than half the grace period
+    assert not log.surely_alive(7, grace_period=60)
+    log.beat(7)  # back, but the gap stays in the trial's history (a SIGSTOP, say)
+    assert not log.surely_alive(7, grace_period=60)
+    log.beat(8)
+    assert log.surely_alive(8, grace_period=60)  # another trial is unaffected

@@ -55,7 +55,7 @@ def proxy_url(tmp_path: Path) -> Iterator[str]:
         return True
 
     try:
-        _wait(up, "the proxy to answer", timeout=60)
+        _wait(up, "the proxy to answer", timeout=180)
         yield url
     finally:
         server.send_signal(signal.SIGTERM)
