@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from storage._errors import StorageError
@@ -64,6 +65,7 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         self.beats = BeatLog()
         self._heartbeat_interval: int | None = None
         self._grace_period: float | None = None
+        self._batch_attrs = True  # until the proxy answers that it has no SetUserAttrs
         super().__init__(host=host, port=port)
         self._beats = HeartbeatChannel(self._address)
 
@@ -123,6 +125,32 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         if self._grace_period is None:
             return False
         return self.beats.surely_alive(trial_id, self._grace_period)
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Several user attributes in one call (the proxy's ``SetUserAttrs``), or one call
+        each where the proxy is Optuna's own server, which has no such call."""
+        base = optuna.storages.GrpcStorageProxy
+
+        def attempt() -> None:
+            if not self._batch_attrs:
+                for key, value in attrs.items():
+                    base.set_trial_user_attr(self, trial_id, key, value)
+                return
+            try:
+                self._beats.set_user_attrs(trial_id, attrs)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise UpdateFinishedTrialError(str(exc.details())) from None
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    raise KeyError(str(exc.details())) from None
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    if exc.code() in _TRANSIENT_CODES:
+                        self._beats.reconnect()
+                    raise
+                self._batch_attrs = False
+                attempt()
+
+        self._call_with_retry("set_trial_user_attrs", attempt)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         return []  # the proxy fails stale trials itself, on its own clock
@@ -239,10 +267,18 @@ class HeartbeatChannel:
             request_serializer=_dump,
             response_deserializer=_load,
         )
+        self._set_user_attrs = channel.unary_unary(
+            f"/{HEARTBEAT_SERVICE}/SetUserAttrs",
+            request_serializer=_dump,
+            response_deserializer=_load,
+        )
         return channel, record, settings
 
     def record(self, trial_id: int, *, timeout: float) -> None:
         self._record({"trial_id": trial_id}, timeout=timeout)
+
+    def set_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        self._set_user_attrs({"trial_id": trial_id, "attrs": attrs})
 
     def settings(self) -> dict[str, Any]:
         return dict(self._settings({}, timeout=GRPC_CONNECT_TIMEOUT_S))

@@ -25,7 +25,7 @@ from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._open import open_rdb_storage, wait_for_storage
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._url import DEFAULT_GRPC_PORT, parse_storage_url, redact_url
-from storage.optuna_compat import make_grpc_server, proxy_cached_storage
+from storage.optuna_compat import backend_of, make_grpc_server, proxy_cached_storage
 
 if TYPE_CHECKING:
     import grpc
@@ -167,6 +167,19 @@ def _heartbeat_service(
             storage.record_heartbeat(int(request["trial_id"]))  # type: ignore[attr-defined]
         return {}
 
+    def set_user_attrs(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        # A trial's user attributes in one call and one transaction, where Optuna's
+        # protocol takes one call (and one transaction) per key.
+        try:
+            backend_of(storage).set_trial_user_attrs(  # type: ignore[attr-defined]
+                int(request["trial_id"]), dict(request["attrs"])
+            )
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except KeyError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return {}
+
     def handler(method: Any) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
             method,
@@ -175,5 +188,10 @@ def _heartbeat_service(
         )
 
     return grpc.method_handlers_generic_handler(
-        HEARTBEAT_SERVICE, {"Settings": handler(settings), "Record": handler(record)}
+        HEARTBEAT_SERVICE,
+        {
+            "Settings": handler(settings),
+            "Record": handler(record),
+            "SetUserAttrs": handler(set_user_attrs),
+        },
     )

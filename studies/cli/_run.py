@@ -26,9 +26,11 @@ from studies.cli._args import (
     storage_arg,
 )
 from studies.cli._inspect import print_best
+from studies.errors import StudyRunError
 from studies.run import (
     RunOptions,
     count_budget,
+    gpu_slots,
     launch_workers,
     open_study,
     resolve_device,
@@ -55,9 +57,21 @@ def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     launch = sub.add_parser("launch", help="start N local workers on one study")
     launch.set_defaults(handler=_cmd_launch)
     _study_args(launch, worker=True)
-    launch.add_argument("--workers", type=positive_int, required=True, metavar="N")
+    launch.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="workers to start (default with --gpus: GPUs x --workers-per-gpu)",
+    )
     launch.add_argument(
         "--gpus", metavar="LIST", help="e.g. 0,1,2,3: one GPU per worker, round-robin"
+    )
+    launch.add_argument(
+        "--workers-per-gpu",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="trials trained side by side on each GPU (default 1; same as --gpus 0,0,1,1)",
     )
 
     serve = sub.add_parser("serve-storage", help="run Optuna's gRPC proxy in front of a database")
@@ -195,6 +209,10 @@ def _cmd_worker(args: argparse.Namespace, url: str) -> int:
 
 
 def _cmd_launch(args: argparse.Namespace, url: str) -> int:
+    if args.workers_per_gpu > 1 and not args.gpus:
+        raise StudyRunError(f"launch: --workers-per-gpu {args.workers_per_gpu} needs --gpus")
+    if args.workers is None and not args.gpus:
+        raise StudyRunError("launch: give --workers N, or --gpus LIST (one worker per GPU)")
     spec = resolve_spec(args.study)
     options = RunOptions.from_args(args)
     resolve_device(options.device)  # a bad --device is refused before a database is created
@@ -204,20 +222,23 @@ def _cmd_launch(args: argparse.Namespace, url: str) -> int:
     # Create the study here, so a bad file or storage fails once, before any worker starts.
     study = open_study(spec, storage, study_name=options.study_name)
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
-    if options.threads is None and not gpus:
+    slots = gpu_slots(gpus, args.workers_per_gpu)
+    n_workers = args.workers or len(slots)
+    if options.threads is None and (not gpus or n_workers > len(gpus)):
         # N processes on the CPU each with one thread per core would oversubscribe it many
-        # times over (seen here: trials 10-20x slower); share the cores out instead.
-        threads = max(1, (os.cpu_count() or 1) // args.workers)
+        # times over (seen here: trials 10-20x slower); share the cores out instead, also
+        # between the workers that share a GPU.
+        threads = max(1, (os.cpu_count() or 1) // n_workers)
         options = dataclasses.replace(options, threads=threads)
-    _logger.info("study %r on %s: %d workers", study.study_name, redact_url(url), args.workers)
+    _logger.info("study %r on %s: %d workers", study.study_name, redact_url(url), n_workers)
     return launch_workers(
         study,
         args.study,
         url,
-        n_workers=args.workers,
+        n_workers=n_workers,
         budget=options.n_trials or spec.n_trials,
         worker_args=options.worker_argv(),
-        gpus=gpus,
+        gpus=slots,
         progress=show_progress(),
     )
 

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from studies.run._arrays import run_arrays
-from studies.run._launch import launch_workers
+from studies.run._launch import gpu_slots, launch_workers
 from studies.run._lifeline import ADOPTED_ATTR, TRIAL_LOST
 from studies.run._open import BUDGET_STATES, SPEC_ATTR, count_budget, open_study, resolve_device
 from studies.run._options import RunOptions
@@ -36,6 +36,7 @@ __all__ = [
     "RunOptions",
     "RunReport",
     "count_budget",
+    "gpu_slots",
     "launch_workers",
     "open_study",
     "resolve_device",

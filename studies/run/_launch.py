@@ -20,6 +20,16 @@ from studies.run._open import count_budget
 _logger = logging.getLogger(__name__)
 
 
+def gpu_slots(gpus: Sequence[str], per_gpu: int = 1) -> list[str]:
+    """Each GPU ``per_gpu`` times in a row: worker ``i`` takes slot ``i % len(slots)``.
+
+    Example:
+        >>> gpu_slots(["0", "1"], 2)
+        ['0', '0', '1', '1']
+    """
+    return [gpu for gpu in gpus for _ in range(per_gpu)]
+
+
 def launch_workers(
     study: optuna.Study,
     study_arg: str,

@@ -18,6 +18,7 @@ from storage import (
     open_storage,
     serve_storage,
 )
+from storage.optuna_compat import set_user_attrs
 from tests.storage.conftest import wait_until
 
 
@@ -58,9 +59,18 @@ def test_study_runs_through_the_grpc_proxy_into_the_database(
     study = optuna.create_study(storage=client, study_name=unique_name)
     study.optimize(lambda t: (t.suggest_float("x", -1, 1)) ** 2, n_trials=4)
 
+    # Several user attributes in one call (the proxy's SetUserAttrs), as trials write them.
+    running = study.ask()
+    set_user_attrs(running, {"arch": "64-32-10", "params": 2410, "curve": [0.5, 0.75]})
+    assert running.user_attrs["params"] == 2410  # the live trial sees them too
+    study.tell(running, 0.5)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_user_attrs(running, {"late": 1})  # a finished trial refuses, as one write does
+
     direct = optuna.load_study(study_name=unique_name, storage=open_storage(storage_url))
     assert [t.params for t in direct.trials] == [t.params for t in study.trials]
-    assert len(direct.trials) == 4
+    assert len(direct.trials) == 5
+    assert direct.trials[4].user_attrs == {"arch": "64-32-10", "params": 2410, "curve": [0.5, 0.75]}
     assert direct.best_value == study.best_value
 
     os.kill(server.pid, signal.SIGTERM)

@@ -347,3 +347,20 @@ def test_only_our_own_info_logs_reach_the_user(tmp_path: Path, capsys) -> None:
     logging.getLogger("studies.results._report").info("our progress")
     logging.getLogger("choreographer").warning("library warning")
     assert capsys.readouterr().err.splitlines() == ["our progress", "library warning"]
+
+
+def test_launch_workers_per_gpu_shares_each_gpu_and_needs_gpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from studies.run import gpu_slots
+
+    # Worker i takes slot i % 4: two workers side by side on each GPU.
+    assert gpu_slots(["0", "1"], 2) == ["0", "0", "1", "1"]
+    assert gpu_slots(["3"], 1) == ["3"]
+    url = f"sqlite:///{tmp_path}/launch.db"
+    assert main(["launch", "digits-mlp", "--storage", url, "--workers-per-gpu", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "nas-study: error: launch: --workers-per-gpu 2 needs --gpus"
+    assert main(["launch", "digits-mlp", "--storage", url]) == 2
+    assert "give --workers N, or --gpus LIST" in capsys.readouterr().err
+    assert not (tmp_path / "launch.db").exists()  # refused before any storage was opened

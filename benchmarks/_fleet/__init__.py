@@ -1,0 +1,2 @@
+"""The pieces of ``benchmarks/fleet_scale.py``: the counted proxy, the simulated fleet, and
+the pre-populated studies."""

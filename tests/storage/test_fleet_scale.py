@@ -1,0 +1,56 @@
+"""``benchmarks/fleet_scale.py`` at a tiny size, on the real PostgreSQL through the real
+``serve-storage``: its figures add up, the budget is met exactly, and nothing is left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.fleet_scale import main
+from storage import open_storage
+from tests.conftest import POSTGRES_URL
+
+
+def test_fleet_scale_smoke_counts_add_up_and_studies_are_removed(tmp_path: Path) -> None:
+    out = tmp_path / "fleet.json"
+    report = main(
+        [
+            "--workers", "4",
+            "--trials-per-worker", "3",
+            "--sleep", "0.05,0.2",
+            "--sizes", "200",
+            "--batch", "5",
+            "--profile-trials", "0",
+            "--postgres-url", POSTGRES_URL,
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert out.exists() and report["command"].startswith("python benchmarks/fleet_scale.py")
+
+    fleet = report["fleet"]["4"]
+    assert fleet["budget"] == 12 and fleet["new_trials_counted"] == 12
+    assert fleet["budget_met_exactly"] and fleet["left_running_or_waiting"] == {}
+    assert fleet["trials_run"] == 12  # the objective ran once per counted trial, no more
+    assert 12 - 4 <= fleet["cycles"] < 12  # every trial but each worker's last starts one
+    assert 0 < fleet["steady_ratio"] <= 1 and 0 < fleet["end_to_end_ratio"] <= 1
+    assert fleet["ideal_trials_per_s"] == pytest.approx(4 / fleet["mean_sleep_s"])
+    proxy = fleet["proxy"]
+    # Every trial suggests 10 parameters and is created once, through the proxy.
+    assert proxy["by_method"]["SetTrialParameter"]["calls_per_trial"] == 10
+    assert proxy["by_method"]["CreateNewTrial"]["calls_per_trial"] >= 1
+    assert proxy["statements_per_trial"] > proxy["rpcs_per_trial"] > 10
+    assert fleet["cpu_s_per_trial"]["proxy"] > 0
+
+    size = report["sizes"]["200"]
+    assert size["trials_before"] == 200 and size["trials_added_to_populate"] == 200
+    assert size["new_trials_counted"] == 5 and size["budget_met_exactly"]
+    assert size["seconds_per_trial"] > 0 and size["proxy"]["statements_per_trial"] > 0
+    assert report["goals"]["largest_fleet"] == 4
+    assert report["goals"]["size_growth_met"] is None  # one size: nothing to compare
+
+    assert report["studies_not_deleted"] == []
+    storage = open_storage(POSTGRES_URL, heartbeat=None)
+    for name in report["studies_created"]:
+        with pytest.raises(KeyError):
+            storage.get_study_id_from_name(name)
