@@ -58,6 +58,11 @@ CATALOG_SPEC = "digits-mlp"
 #: Strategies in report order; ``evolution`` and ``reinforce`` join when the project has them.
 BASE_STRATEGIES = ("random", "tpe", "nsga2", "nsga3", "gp", "qmc")
 OPTIONAL_STRATEGIES = ("evolution", "reinforce")
+#: Strategies that are a sampler with options: evolution with uniform crossover (issue 12)
+#: at half the children, against its default of none.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "evolution_crossover": ("evolution", {"crossover_prob": 0.5}),
+}
 #: The table's objectives, (accuracy, params).
 DIRECTIONS = ("maximize", "minimize")
 
@@ -65,7 +70,8 @@ DIRECTIONS = ("maximize", "minimize")
 def strategies() -> tuple[str, ...]:
     """The strategies this project can run: its samplers, in report order."""
     extra = tuple(s for s in OPTIONAL_STRATEGIES if s in studies.SAMPLERS)
-    return BASE_STRATEGIES + extra
+    variants = tuple(n for n, (base, _) in VARIANTS.items() if base in studies.SAMPLERS)
+    return BASE_STRATEGIES + extra + variants
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,8 @@ def strategy_spec(
     spec = table.spec
     if strategy == "tpe":
         sampler = load_spec(studies.catalog_dir() / f"{CATALOG_SPEC}.toml").sampler
+    elif strategy in VARIANTS:
+        sampler = ComponentSpec(*VARIANTS[strategy])
     else:
         sampler = ComponentSpec(strategy, {})
     problem = check_sampler_options(sampler.name, sampler.options)
