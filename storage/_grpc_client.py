@@ -122,9 +122,9 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
     def surely_alive(self, trial_id: int) -> bool:
         """Whether this process's beats prove that the proxy cannot have declared
         ``trial_id`` dead (see :class:`BeatLog`); False means "read the trial to know"."""
-        if self._grace_period is None:
+        if self._grace_period is None or self._heartbeat_interval is None:
             return False
-        return self.beats.surely_alive(trial_id, self._grace_period)
+        return self.beats.surely_alive(trial_id, self._grace_period, self._heartbeat_interval)
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         """Several user attributes in one call (the proxy's ``SetUserAttrs``), or one call

@@ -81,12 +81,13 @@ DEFAULT_HEARTBEAT = HeartbeatSettings()
 class BeatLog:
     """When this process's beats for each trial reached the storage.
 
-    A trial is declared dead only after ``grace_period`` seconds with no beat. If every beat
-    of a trial since its first came less than half a grace period after the one before,
-    and the last one less than half a grace period ago, nobody can have declared it dead,
-    so a worker about to store its result need not read it back to check. Gaps are
-    measured on both the monotonic and the wall clock, so a process frozen by SIGSTOP or a
-    paused virtual machine shows one, and is checked.
+    A trial is declared dead only after ``grace_period`` seconds with no beat, both times
+    read on the database's clock. If every beat of a trial since its first came less than
+    ``grace_period - interval / 2`` seconds after the one before, and the last one less
+    than that ago, nobody can have declared it dead (half an interval is left for the
+    beat's own round trip), so a worker about to store its result need not read it back
+    to check. Gaps are measured on both the monotonic and the wall clock, so a process
+    frozen by SIGSTOP or a paused virtual machine shows one, and is checked.
     """
 
     def __init__(self) -> None:
@@ -102,11 +103,11 @@ class BeatLog:
             gap = 0.0 if last is None else max(last[2], now - last[0], wall - last[1])
             self._beats[trial_id] = (now, wall, gap)
 
-    def surely_alive(self, trial_id: int, grace_period: float) -> bool:
+    def surely_alive(self, trial_id: int, grace_period: float, interval: float) -> bool:
         """True only if nobody can have declared ``trial_id`` dead (see the class)."""
         with self._lock:
             last = self._beats.get(trial_id)
         if last is None:
             return False
         since = max(time.monotonic() - last[0], time.time() - last[1])
-        return max(since, last[2]) < grace_period / 2
+        return max(since, last[2]) < grace_period - interval / 2

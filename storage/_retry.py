@@ -276,7 +276,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         if interval is None:
             return False
         grace = self.grace_period if self.grace_period is not None else 2 * interval
-        return self.beats.surely_alive(trial_id, grace)
+        return self.beats.surely_alive(trial_id, grace, interval)
 
     def _create_new_trial(
         self, study_id: int, template_trial: FrozenTrial | None = None

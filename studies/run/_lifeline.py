@@ -101,7 +101,7 @@ class Lifeline:
     def ensure_alive(self) -> None:
         """Before Optuna stores the result: move to the copy if the trial was declared dead
         after its last write. The read is skipped when this process's own heartbeats
-        prove the trial could not have been declared dead (no gap of half a grace period)."""
+        prove the trial could not have been declared dead (see ``storage.BeatLog``)."""
         storage = study_storage(self._trial.study)
         surely_alive = getattr(backend_of(storage), "surely_alive", None)
         if surely_alive is not None and surely_alive(self.trial_id):

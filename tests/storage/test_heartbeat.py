@@ -211,7 +211,7 @@ def test_killed_worker_process_is_detected_and_its_trial_rerun(
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(study.trials[1]) == 0
 
 
-def test_beat_log_proves_a_trial_alive_only_without_a_gap_of_half_a_grace_period(
+def test_beat_log_proves_a_trial_alive_only_without_a_gap_near_the_grace_period(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from storage import _heartbeat
@@ -220,14 +220,16 @@ def test_beat_log_proves_a_trial_alive_only_without_a_gap_of_half_a_grace_period
     monkeypatch.setattr(_heartbeat.time, "monotonic", lambda: clock["now"])
     monkeypatch.setattr(_heartbeat.time, "time", lambda: clock["now"] + 5e8)
     log = _heartbeat.BeatLog()
-    assert not log.surely_alive(7, grace_period=60)  # never beat: unknown, so read it
+    # Grace 120 s, interval 60 s (Optuna's default pair): a gap under 90 s proves it alive.
+    alive = lambda trial: log.surely_alive(trial, grace_period=120, interval=60)  # noqa: E731
+    assert not alive(7)  # never beat: unknown, so read it
     for _ in range(5):
         log.beat(7)
-        clock["now"] += 10
-    assert log.surely_alive(7, grace_period=60)  # beats every 10 s, last 10 s ago
-    clock["now"] += 25  # 35 s since the last beat: more than half the grace period
-    assert not log.surely_alive(7, grace_period=60)
+        clock["now"] += 60
+    assert alive(7)  # beats every interval, the last one an interval ago
+    clock["now"] += 31  # 91 s since the last beat: too close to the grace period
+    assert not alive(7)
     log.beat(7)  # back, but the gap stays in the trial's history (a SIGSTOP, say)
-    assert not log.surely_alive(7, grace_period=60)
+    assert not alive(7)
     log.beat(8)
-    assert log.surely_alive(8, grace_period=60)  # another trial is unaffected
+    assert alive(8)  # another trial is unaffected
