@@ -14,57 +14,30 @@ an in-memory study with ``studies.build_sampler``, sampling through
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import optuna
 
-from benchmarks.tabular._table import RunTrace, Table, best_curve, hv_curve, summarize
-from nas_objectives import suggest
-from studies import ComponentSpec, build_sampler
-
-
-class _Diverged(Exception):
-    """The configuration's training diverged in the table: the trial fails, as it would."""
+from benchmarks.tabular._table import (
+    RunTrace,
+    Table,
+    best_curve,
+    hv_curve,
+    run_strategy,
+    summarize,
+)
+from studies import ComponentSpec
 
 
 def run_setting(
     table: Table, label: str, sampler: ComponentSpec, seed: int, n: int, mode: str = "mo"
 ) -> RunTrace:
     """One search of the table with ``sampler`` (seeded with ``seed``), ``n`` trials, of
-    accuracy and params (``mode="mo"``) or of accuracy alone (``"so"``)."""
-    spec = dataclasses.replace(table.spec, sampler=sampler)
-    if mode == "so":
-        cfg = dataclasses.replace(spec.objective, objectives=("accuracy",))
-        spec = dataclasses.replace(spec, objective=cfg)
-    space = spec.objective.space
-    trace = RunTrace(label, seed, mode)
-
-    def objective(trial: optuna.trial.Trial) -> float | tuple[float, float]:
-        suggest(trial, space, (1, 8, 8), 10)
-        key = json.dumps(trial.params, sort_keys=True)
-        entry = table.entries[key]
-        trace.keys.append(key)
-        trace.values.append(None)
-        trace.epochs.append(table.epochs)
-        if entry.failed:
-            raise _Diverged(entry.arch)
-        trace.values[-1] = (entry.accuracy, entry.n_params)
-        accuracy = float(entry.mean_curve[-1])
-        return accuracy if mode == "so" else (accuracy, float(entry.n_params))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        study = optuna.create_study(directions=spec.directions, sampler=build_sampler(spec, seed))
-        start = time.perf_counter()
-        study.optimize(objective, n_trials=n, catch=(_Diverged,))
-        trace.wall_seconds = time.perf_counter() - start
-    return trace
+    accuracy and params (``mode="mo"``) or of accuracy alone (``"so"``): the tabular
+    benchmark's own run, with this sampler table."""
+    return run_strategy(table, label, seed, n, mode=mode, sampler=sampler)
 
 
 def hypervolume_cost(

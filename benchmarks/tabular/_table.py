@@ -201,21 +201,29 @@ def hypervolume(
 # -- strategies and runs --------------------------------------------------------------
 
 
+def _strategy_sampler(strategy: str) -> ComponentSpec:
+    if strategy == "tpe":
+        return load_spec(studies.catalog_dir() / f"{CATALOG_SPEC}.toml").sampler
+    if strategy in VARIANTS:
+        return ComponentSpec(*VARIANTS[strategy])
+    return ComponentSpec(strategy, {})
+
+
 def strategy_spec(
-    table: Table, strategy: str, objectives: Sequence[str] | None = None
+    table: Table,
+    strategy: str,
+    objectives: Sequence[str] | None = None,
+    sampler: ComponentSpec | None = None,
 ) -> StudySpec:
     """The table's study file with its sampler swapped for ``strategy``.
 
     ``tpe`` takes the catalog study's exact sampler options (the catalog default); the
     others Optuna's defaults. ``objectives`` (e.g. ``["accuracy"]``) replaces the study's.
+    ``sampler`` given, it is the sampler, and ``strategy`` only names it.
     """
     spec = table.spec
-    if strategy == "tpe":
-        sampler = load_spec(studies.catalog_dir() / f"{CATALOG_SPEC}.toml").sampler
-    elif strategy in VARIANTS:
-        sampler = ComponentSpec(*VARIANTS[strategy])
-    else:
-        sampler = ComponentSpec(strategy, {})
+    if sampler is None:
+        sampler = _strategy_sampler(strategy)
     problem = check_sampler_options(sampler.name, sampler.options)
     if problem is not None:
         raise ValueError(f"sampler {strategy!r}: {problem}")
@@ -257,6 +265,7 @@ def run_strategy(
     noise: str = "mean",
     pruner: ComponentSpec | None = None,
     max_epochs: int | None = None,
+    sampler: ComponentSpec | None = None,
 ) -> RunTrace:
     """One run: a real in-memory Optuna study of ``strategy`` over the table.
 
@@ -268,8 +277,9 @@ def run_strategy(
             uses (``build_epoch_pruner``), the table's curve written as the
             ``val_accuracy`` user attribute.
         max_epochs: Stop once the trials have trained this many epochs in all.
+        sampler: A sampler table of its own (``strategy`` then only labels the run).
     """
-    spec = strategy_spec(table, strategy, ["accuracy"] if mode == "so" else None)
+    spec = strategy_spec(table, strategy, ["accuracy"] if mode == "so" else None, sampler)
     if pruner is not None:
         spec = dataclasses.replace(spec, pruner=pruner)
     epoch_pruner = build_epoch_pruner(spec)
@@ -314,8 +324,9 @@ def run_strategy(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sampler = build_sampler(spec, seed)
-            study = optuna.create_study(directions=spec.directions, sampler=sampler)
+            study = optuna.create_study(
+                directions=spec.directions, sampler=build_sampler(spec, seed)
+            )
             start = time.perf_counter()
             study.optimize(
                 objective, n_trials=n_trials, catch=(_Diverged,), callbacks=[stop_at_budget]
