@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -29,6 +30,7 @@ from storage.optuna_compat import (
 )
 
 _logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Reason recorded for a trial whose worker found it declared dead and its copy taken.
 TRIAL_LOST = "declared dead while it ran"
@@ -76,22 +78,22 @@ class Lifeline:
             return value
 
         def write(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return value(*args, **kwargs)
-            except UpdateFinishedTrialError:
-                self.adopt_copy()
-                return getattr(self._trial, name)(*args, **kwargs)
+            return self._write(lambda trial: getattr(trial, name)(*args, **kwargs))
 
         return write
 
     def set_user_attrs(self, attrs: dict[str, Any]) -> None:
         """Set several user attributes in one storage write where the storage allows it
         (see :func:`storage.optuna_compat.set_user_attrs`)."""
+        self._write(lambda trial: set_user_attrs(trial, attrs))
+
+    def _write(self, write: Callable[[optuna.trial.Trial], _T]) -> _T:
+        """``write`` to the trial; if it was declared dead meanwhile, to its copy."""
         try:
-            set_user_attrs(self._trial, attrs)
+            return write(self._trial)
         except UpdateFinishedTrialError:
             self.adopt_copy()
-            set_user_attrs(self._trial, attrs)
+            return write(self._trial)
 
     @property
     def trial_id(self) -> int:
