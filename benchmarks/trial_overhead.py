@@ -132,8 +132,7 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
     trial_seconds: list[float] = []
     window: list[float] = []
 
-    for name in ("build_model",):
-        _wrap(objective_module, [name], clock, "build")
+    _wrap(objective_module, ["build_model"], clock, "build")
     _wrap(objective_module, ["count_params", "count_flops"], clock, "count")
     train = objective_module.train
 
@@ -183,7 +182,7 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
         if pruner is not None:
             _wrap(pruner, ["prune"], clock, "pruner")
 
-    _epoch_pruner_wrapper(clock)()
+    _time_epoch_pruner(clock)
     with tempfile.TemporaryDirectory(prefix="nas-overhead-") as tmp:
         options = RunOptions(epochs=epochs, n_trials=trials, seed=0, threads=1)
         data = None
@@ -223,24 +222,20 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
     out.write_text(json.dumps(result))
 
 
-def _epoch_pruner_wrapper(clock: PhaseClock) -> Callable[[], None]:
+def _time_epoch_pruner(clock: PhaseClock) -> None:
     """Time the multi-objective pruner's decisions (built by the worker from the spec)."""
+    import studies.run._worker as worker_module
 
-    def install() -> None:
-        import studies.run._worker as worker_module
+    build = worker_module.build_epoch_pruner
 
-        build = worker_module.build_epoch_pruner
+    def timed_build(spec: Any) -> Any:
+        decision = build(spec)
+        if decision is not None:
+            # The bound pruner; the decision object keeps its decides_at.
+            _wrap(getattr(decision, "pruner"), ["decide"], clock, "pruner")  # noqa: B009
+        return decision
 
-        def timed_build(spec: Any) -> Any:
-            decision = build(spec)
-            if decision is not None:
-                # The bound pruner; the decision object keeps its decides_at.
-                _wrap(getattr(decision, "pruner"), ["decide"], clock, "pruner")  # noqa: B009
-            return decision
-
-        worker_module.build_epoch_pruner = timed_build
-
-    return install
+    worker_module.build_epoch_pruner = timed_build
 
 
 def _summary(raw: dict[str, Any]) -> dict[str, Any]:
