@@ -42,71 +42,37 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from benchmarks._common import positive_int, write_report
+from benchmarks._study_size.timing import Timers
 
 CASES = ("digits-mlp", "digits-mlp-pruned", "fashion-sized")
 PHASES = ("epochs", "sampler", "storage", "build", "count", "pruner", "other")
 
 
-class PhaseClock:
-    """Charges the main thread's time to the innermost phase running: wall time, and the
-    main thread's CPU time (which other work on a shared machine hardly changes)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.cpu_seconds: dict[str, float] = defaultdict(float)
-        self._stack = ["other"]
-        self._mark = time.perf_counter()
-        self._cpu_mark = time.thread_time()
-        self._main = threading.get_ident()
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        if threading.get_ident() != self._main:
-            yield
-            return
-        self._switch(name)
-        try:
-            yield
-        finally:
-            self._switch(None)
-
-    def _switch(self, enter: str | None) -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
-        self.seconds[self._stack[-1]] += now - self._mark
-        self.cpu_seconds[self._stack[-1]] += cpu - self._cpu_mark
-        self._mark, self._cpu_mark = now, cpu
-        if enter is None:
-            self._stack.pop()
-        else:
-            self._stack.append(enter)
-
-    def reset(self) -> None:
-        self.seconds.clear()
-        self.cpu_seconds.clear()
-        self._mark, self._cpu_mark = time.perf_counter(), time.thread_time()
-
-
-def _wrap(owner: Any, names: list[str], clock: PhaseClock, phase: str) -> None:
+def _wrap(owner: Any, names: list[str], clock: Timers, phase: str) -> None:
     """Replace ``owner``'s callables ``names`` (an instance's or a module's) by timed ones."""
     for name in names:
         original = getattr(owner, name, None)
-        if original is None or not callable(original):
-            continue
+        if original is not None and callable(original):
+            setattr(owner, name, clock.wrap(phase, original))
 
-        def timed(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            with clock.phase(phase):
-                return __original(*args, **kwargs)
 
-        setattr(owner, name, timed)
+def _phases(
+    end: dict[str, dict[str, float]], start: dict[str, dict[str, float]], clock: str, span: float
+) -> dict[str, float]:
+    """Each phase's exclusive ``clock`` seconds between two snapshots of the timers, the
+    storage calls of every phase as one, and the rest of the ``span`` as ``other``."""
+    totals: dict[str, float] = defaultdict(float)
+    for category, seconds in end[clock].items():
+        phase = "storage" if category.startswith("storage") else category
+        totals[phase] += seconds - start[clock].get(category, 0.0)
+    totals["other"] = span - sum(v for k, v in totals.items() if k != "other")
+    return totals
 
 
 def _public_methods(obj: Any) -> list[str]:
@@ -128,7 +94,9 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
     imported = time.perf_counter() - started
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
-    clock = PhaseClock()
+    clock = Timers()
+    snapshots: list[dict[str, dict[str, float]]] = []
+    cpu_window: list[float] = []
     trial_seconds: list[float] = []
     window: list[float] = []
 
@@ -141,11 +109,11 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
         if on_epoch is not None:
 
             def timed_on_epoch(ep: Any) -> None:
-                with clock.phase("other"):
+                with clock.section("other"):
                     on_epoch(ep)
 
             kwargs["on_epoch"] = timed_on_epoch
-        with clock.phase("epochs"):
+        with clock.section("epochs"):
             return train(*args, **kwargs)
 
     objective_module.train = timed_train
@@ -155,11 +123,14 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
         begin = time.perf_counter()
         if not window:
             window.append(begin)
-            clock.reset()
+            snapshots.append(clock.snapshot())
+            cpu_window.append(time.thread_time())
         optimize_one(study, budgeted)
         end = time.perf_counter()
         trial_seconds.append(end - begin)
         window[1:] = [end]
+        cpu_window[1:] = [time.thread_time()]
+        snapshots[1:] = [clock.snapshot()]
 
     worker_module._optimize_one = timed_optimize_one
 
@@ -206,8 +177,10 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
         storage = open_storage(f"sqlite:///{tmp}/study.db", heartbeat=options.heartbeat(spec))
         report = run_study(spec, storage, options, on_start=instrument, progress=False, data=data)
         states = [t.state.name for t in report.study.trials]
-    seconds = dict(clock.seconds)
     span = window[1] - window[0]
+    first, last = snapshots
+    seconds = _phases(last, first, "wall", span)
+    cpu_seconds = _phases(last, first, "cpu", cpu_window[1] - cpu_window[0])
     result = {
         "case": case,
         "import_seconds": round(imported, 3),
@@ -215,14 +188,14 @@ def _child(case: str, epochs: int | None, trials: int | None, out: Path) -> None
         "states": {s: states.count(s) for s in sorted(set(states))},
         "window_seconds": round(span, 3),
         "phase_seconds": {p: round(seconds.get(p, 0.0), 4) for p in PHASES},
-        "phase_cpu_seconds": {p: round(clock.cpu_seconds.get(p, 0.0), 4) for p in PHASES},
+        "phase_cpu_seconds": {p: round(cpu_seconds.get(p, 0.0), 4) for p in PHASES},
         "first_trial_seconds": round(trial_seconds[0], 4),
         "median_trial_seconds": round(statistics.median(trial_seconds), 4),
     }
     out.write_text(json.dumps(result))
 
 
-def _time_epoch_pruner(clock: PhaseClock) -> None:
+def _time_epoch_pruner(clock: Timers) -> None:
     """Time the multi-objective pruner's decisions (built by the worker from the spec)."""
     import studies.run._worker as worker_module
 
