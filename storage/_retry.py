@@ -36,8 +36,10 @@ from storage._stale import fail_stale_trials_at_once
 from storage._url import redact_text, redact_url
 from storage.optuna_compat import (
     RDB_PRIVATE_CALLS,
+    TrialWrites,
     create_trial_once,
     trial_with_system_attr,
+    write_trial,
     write_user_attrs,
 )
 
@@ -314,6 +316,29 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         self._call_with_retry(
             "set_trial_user_attrs", lambda: write_user_attrs(self, trial_id, attrs)
         )
+
+    def write_trial(
+        self,
+        trial_id: int,
+        writes: TrialWrites,
+        state: TrialState | None = None,
+        values: Sequence[float] | None = None,
+    ) -> bool:
+        """``writes`` (and the trial's end, unless ``state`` is ``None``) in one transaction
+        (:func:`storage.optuna_compat.write_trial`), retried like every write; a retried end
+        that had committed is not an error, as for ``set_trial_state_values``."""
+        if state is None:
+            return bool(
+                self._call_with_retry("write_trial", lambda: write_trial(self, trial_id, writes))
+            )
+        base = optuna.storages.RDBStorage
+        attempt = tell_once(
+            lambda: write_trial(self, trial_id, writes, state, values),
+            lambda: base.get_trial(self, trial_id),
+            state,
+            values,
+        )
+        return bool(self._call_with_retry("write_trial", attempt))
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         # Optuna's fail_stale_trials fails the ids returned here, then queues their copies,

@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_objectives.record import COST_OBJECTIVES, CURVE_OBJECTIVES, VAL_ACCURACY
-from storage.optuna_compat import study_id, study_storage
+from storage.optuna_compat import fresh_trials, study_id, study_storage
 from studies.pareto import signs
 
 _logger = logging.getLogger(__name__)
@@ -190,7 +190,8 @@ class BaseMultiObjectivePruner(abc.ABC):
         A finished trial never changes, so its vector at an epoch is worked out once per
         pruner and kept; only running trials and newly finished ones are read each time.
         """
-        trials = study.get_trials(deepcopy=False, states=COMPARED_STATES)
+        # Read afresh: the other trials' curves at this epoch, as they are now.
+        trials = fresh_trials(study, COMPARED_STATES)
         key = (id(study_storage(study)), study_id(study), epoch)
         seen, blocks = self._finished_rows.setdefault(key, (set(), []))
         fresh = [t for t in trials if t.state != TrialState.RUNNING and t.number not in seen]

@@ -22,11 +22,14 @@ from optuna.trial import FrozenTrial, TrialState
 from storage.optuna_compat import (
     BaseHeartbeatThread,
     backend_of,
+    fresh_trials,
     heartbeat_thread,
+    publish,
     retarget_trial,
     set_user_attrs,
     study_storage,
     trial_id,
+    written_system_attrs,
 )
 
 _logger = logging.getLogger(__name__)
@@ -86,6 +89,11 @@ class Lifeline:
         """Set several user attributes in one storage write where the storage allows it
         (see :func:`storage.optuna_compat.set_user_attrs`)."""
         self._write(lambda trial: set_user_attrs(trial, attrs))
+
+    def publish(self) -> None:
+        """Store what was written to the trial so far, now (see
+        :func:`storage.optuna_compat.publish`)."""
+        self._write(publish)
 
     def _write(self, write: Callable[[optuna.trial.Trial], _T]) -> _T:
         """``write`` to the trial; if it was declared dead meanwhile, to its copy."""
@@ -148,7 +156,16 @@ class Lifeline:
         storage = study_storage(self._trial.study)
         dead = storage.get_trial(self.trial_id)
         new_id = trial_id(copy)
-        # What the run recorded so far, so the copy reads as the whole run.
+        # What the run recorded so far, so the copy reads as the whole run: the worker
+        # stores a trial's writes in batches, so some may never have reached the dead trial
+        # (and its copy), parameters included.
+        for name, value in self._trial.params.items():
+            if name not in copy.params:
+                dist = self._trial.distributions[name]
+                storage.set_trial_param(new_id, name, dist.to_internal_repr(value), dist)
+        for key, value in written_system_attrs(self._trial).items():
+            if key not in copy.system_attrs:
+                storage.set_trial_system_attr(new_id, key, value)
         for key, value in self._trial.user_attrs.items():
             storage.set_trial_user_attr(new_id, key, value)
         for step, value in dead.intermediate_values.items():
@@ -174,7 +191,7 @@ class Lifeline:
 
 def _copy_of(study: optuna.Study, number: int) -> FrozenTrial | None:
     """The WAITING copy that heartbeats queued for dead trial ``number``, if any."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    for t in fresh_trials(study, (TrialState.WAITING,)):
         history = t.system_attrs.get("retry_history") or []
         if history and history[-1] == number:
             return t

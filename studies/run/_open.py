@@ -10,6 +10,7 @@ import torch
 from optuna.trial import TrialState
 
 from nas_objectives.record import STUDY_SPEC
+from storage.optuna_compat import worker_cached_storage
 from studies.errors import StudyRunError
 from studies.pruners import build_pruner
 from studies.samplers import build_sampler
@@ -59,7 +60,8 @@ def open_study(
     """
     name = study_name or spec.name
     study = optuna.create_study(
-        storage=storage,
+        # A worker stores each trial in three transactions rather than one per write.
+        storage=worker_cached_storage(storage),
         study_name=name,
         directions=spec.directions,
         sampler=build_sampler(spec, seed),

@@ -23,7 +23,13 @@ from tqdm.auto import tqdm
 from nas_objectives import Objective, TensorData, failure_reason, load_dataset, record
 from nas_objectives.train import prewarm
 from storage import RequeueStaleTrial, StorageError
-from storage.optuna_compat import is_heartbeat_enabled, study_storage
+from storage.optuna_compat import (
+    fresh_trials,
+    hold_reads,
+    is_heartbeat_enabled,
+    release_reads,
+    study_storage,
+)
 from studies.errors import BudgetReachedError
 from studies.pruners import build_epoch_pruner
 from studies.run._lifeline import TRIAL_LOST, Lifeline, TrialLostError
@@ -140,7 +146,8 @@ class _BudgetedObjective:
 
     @staticmethod
     def _rank(trial: optuna.trial.Trial) -> int:
-        alive = trial.study.get_trials(deepcopy=False, states=_ALIVE_STATES)
+        # Read afresh: the trials created just before this one count.
+        alive = fresh_trials(trial.study, _ALIVE_STATES)
         return sum(1 for t in alive if t.number < trial.number)
 
 
@@ -258,7 +265,9 @@ def run_trials(
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            everything = study.get_trials(deepcopy=False)
+            everything = fresh_trials(study)
+            # The ask's reads of the study (queue, sampler) reuse this one.
+            hold_reads(study)
             trials = [t for t in everything if t.state in _ALIVE_STATES]
             done = sum(1 for t in trials if t.state in BUDGET_STATES)
             if bar is not None:
@@ -288,6 +297,7 @@ def run_trials(
             if budgeted.outcome[1] == WORKER_STOPPED and budgeted.trial_id is not None:
                 _requeue(study, study_storage(study).get_trial(budgeted.trial_id))
     finally:
+        release_reads(study)
         if bar is not None:
             bar.n = count_budget(study)
             bar.close()
