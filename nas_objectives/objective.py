@@ -63,6 +63,7 @@ def share_and_decide(
     if not (every_epoch or decides_at(epoch)):
         return None
     trial.set_user_attr(record.VAL_ACCURACY, list(curve))
+    publish(trial)  # other workers' decisions at this epoch read it
     return epoch_pruner(trial, epoch, values)
 
 
@@ -76,6 +77,16 @@ def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: dict[str, Any]) -> None
         return
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
+
+
+def publish(trial: optuna.trial.BaseTrial) -> None:
+    """Make what ``trial`` wrote so far visible to other processes now, where the trial's
+    storage keeps its writes for later (the worker's trials do: they are stored in one
+    transaction here, and the rest with the trial's result); else they are stored already.
+    """
+    store = getattr(trial, "publish", None)
+    if store is not None:
+        store()
 
 
 class TrialFailedError(RuntimeError):
@@ -201,6 +212,8 @@ class Objective:
         set_user_attrs(trial, attrs)
         for name, limit in cfg.constraints.items():
             trial.set_constraint(f"max_{name}", costs[name] - limit)
+        # Sampled and built: other workers, the dashboard and a re-queued copy see it now.
+        publish(trial)
 
         curve: list[float] = []
         # Validation accuracy is only a fit intermediate value for a study that maximizes a
