@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 
-from storage.optuna_compat import study_storage
+from storage.optuna_compat import study_storage, worker_cached_storage
 
 N_PARAMS = 10
 N_STEPS = 5
@@ -169,9 +169,10 @@ def open_for(job: Job) -> optuna.storages.BaseStorage | str:
             return optuna.storages.RDBStorage(
                 job.url, heartbeat_interval=hb.interval, grace_period=hb.grace_period
             )
+    # What a nas-study worker's study uses (studies.run.open_study): its trial cache.
     if job.loop == "nas_study":
-        return nas_storage.open_storage(job.url)
-    return nas_storage.open_storage(job.url, heartbeat=None)
+        return worker_cached_storage(nas_storage.open_storage(job.url))
+    return worker_cached_storage(nas_storage.open_storage(job.url, heartbeat=None))
 
 
 def run_job(job: Job, jobs: Connection, results: Any, index: int) -> None:
