@@ -169,7 +169,7 @@ def bench_trainer(
         model, settings, data, epochs=epochs, seed=seed, on_epoch=on_epoch, augment=augment
     )
     n = len(data.y_train)
-    samples = (n // min(batch_size, n)) * min(batch_size, n) * epochs
+    samples = n * epochs  # train() sees every training sample every epoch
     return {
         "placement": data.placement,
         "train_split_size": n,

@@ -169,7 +169,7 @@ class TrainingSpace:
     """Ranges of the training loop's settings.
 
     ``min_steps`` is not searched: a floor on a trial's optimizer steps. On a small dataset
-    a large batch leaves few steps per epoch (1,300 images at batch 512: 2), too few for
+    a large batch leaves few steps per epoch (1,300 images at batch 512: 3), too few for
     any network to learn; each epoch is then lengthened to ``ceil(min_steps / epochs)``
     steps, drawing batches from fresh permutations, so pruning still sees every epoch.
     """

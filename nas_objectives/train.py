@@ -160,6 +160,8 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split for ``epochs`` epochs.
 
+    An epoch trains on every sample of the training split once, in ``ceil(n / batch_size)``
+    batches of ``batch_size`` samples or one less (:func:`~nas_objectives._feed.batch_bounds`).
     Batches are slices of a per-epoch ``randperm`` made on the device, normalised there
     from the stored (uint8) features; data kept in host memory is copied over one batch
     ahead (:mod:`nas_objectives._feed`). The host only syncs once per epoch, to read the

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 import studies
 from benchmarks._pruning.configs import STUDY
 from nas_objectives import Choice, IntRange, Layout, build_model, count_params, load_dataset
+from nas_objectives._feed import batch_count
 from studies import ParetoRankPruner, build_mo_pruner
 from studies.pareto import hypervolume
 
@@ -129,9 +130,9 @@ def epochs_run(t: FrozenTrial) -> int:
 
 
 def steps_taken(t: FrozenTrial, n_train: int) -> int:
-    """Optimizer steps the trial took (``train`` drops the ragged last batch)."""
+    """Optimizer steps the trial took (``train``: ``ceil(n_train / batch)`` an epoch)."""
     batch = min(int(t.params.get("batch_size", n_train)), n_train)
-    return epochs_run(t) * max(1, n_train // batch)
+    return epochs_run(t) * batch_count(n_train, batch)
 
 
 def hv_within_epochs(trials: Sequence[FrozenTrial], budget: int, ref: Reference) -> float:

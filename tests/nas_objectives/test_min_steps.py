@@ -24,7 +24,8 @@ def _count_steps(min_steps: int, epochs: int, batch_size: int) -> int:
 
 
 def test_min_steps_lengthens_each_epoch_of_a_small_dataset() -> None:
-    per_epoch = len(load_dataset("digits").y_train) // 512  # 2 full batches of 512
+    per_epoch = -(-len(load_dataset("digits").y_train) // 512)  # 1,150: 3 batches of 384 or 383
+    assert per_epoch == 3
     assert _count_steps(0, epochs=2, batch_size=512) == 2 * per_epoch
     # 25 steps over 2 epochs: ceil(25 / 2) = 13 an epoch.
     assert _count_steps(25, epochs=2, batch_size=512) == 26
@@ -34,14 +35,16 @@ def test_min_steps_lengthens_each_epoch_of_a_small_dataset() -> None:
 
 def test_a_lengthened_epoch_sees_every_sample_before_any_twice_more() -> None:
     data = load_dataset("digits")
-    feeder = BatchFeeder(data, batch_size=500, seed=0, min_steps=5)  # 2 batches a pass
+    feeder = BatchFeeder(data, batch_size=500, seed=0, min_steps=5)  # 3 batches a pass
     batches = [xb.flatten(1) for xb, _ in feeder.epoch()]
-    assert [len(b) for b in batches] == [500] * 5
-    # Each pass is a permutation cut to whole batches, so within one epoch of 3 passes a
-    # sample appears at most 3 times, and the first pass's 1,000 samples are distinct.
+    assert [len(b) for b in batches] == [384, 383, 383, 384, 383]
+    # Each pass is a permutation of the whole split, so within one epoch of 2 passes a
+    # sample appears at most twice, and the first pass holds every sample once.
     _, counts = torch.unique(torch.cat(batches), dim=0, return_counts=True)
-    assert int(counts.max()) <= 3
-    assert len(torch.unique(torch.cat(batches[:2]), dim=0)) == 1000
+    assert int(counts.max()) <= 2
+    first_pass = torch.cat(batches[:3])
+    assert len(first_pass) == len(data.y_train)
+    assert len(torch.unique(first_pass, dim=0)) == len(torch.unique(data.x_train.flatten(1), dim=0))
 
 
 def test_catalog_cnn_spaces_set_a_floor_and_files_are_checked() -> None:

@@ -22,8 +22,10 @@ from nas_objectives import (
     build_model,
     load_dataset,
     predict,
+    tensor_data_from_arrays,
     train,
 )
+from nas_objectives._feed import BatchFeeder, batch_bounds
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +131,53 @@ def test_sgd_nesterov_changes_the_run(digits: TensorData) -> None:
 def test_batch_norm_model_trains(digits: TensorData) -> None:
     result = train(_model(digits, norm="batch"), _settings("adamw"), digits, epochs=2)
     assert result.history[-1].val_accuracy > 0.5
+
+
+@pytest.mark.parametrize("memory_budget", [None, 0], ids=["device", "host"])
+@pytest.mark.parametrize("batch_size", [1, 7, 10, 64, 95, 96, 500])
+def test_every_training_sample_is_trained_on_every_epoch(
+    memory_budget: float | None, batch_size: int
+) -> None:
+    # Features 0..119, one per sample, so a batch's values tell which samples it holds.
+    x = torch.arange(120, dtype=torch.float32).reshape(-1, 1)
+    data = tensor_data_from_arrays(x, torch.arange(120) % 2, memory_budget=memory_budget)
+    n = len(data.y_train)  # 120 less 20% test, less 20% validation: 77
+    assert n == 77
+    feeder = BatchFeeder(data, batch_size, seed=3)
+    every = data.normalize(data.x_train).flatten().sort().values
+    orders = []
+    for _ in range(2):
+        batches = [xb.flatten().clone() for xb, _ in feeder.epoch()]
+        sizes = [len(b) for b in batches]
+        # ceil(n / batch_size) batches, sizes within one of each other, none over the size.
+        assert len(sizes) == feeder.steps == -(-n // min(batch_size, n))
+        assert max(sizes) <= batch_size and max(sizes) - min(sizes) <= 1
+        seen = torch.cat(batches)
+        assert torch.equal(seen.sort().values, every)  # each sample exactly once
+        orders.append(seen)
+    assert batch_size >= n or not torch.equal(orders[0], orders[1])  # a fresh order
+
+
+def test_batch_bounds_cut_a_pass_into_near_equal_batches() -> None:
+    assert batch_bounds(10, 4) == [0, 4, 7, 10]
+    assert batch_bounds(8, 4) == [0, 4, 8]
+    assert batch_bounds(3, 10) == [0, 3]
+    # 1,150 digits at 383: a DataLoader's last batch would hold one sample (BatchNorm
+    # refuses it in training); here the four batches hold 288 or 287.
+    assert batch_bounds(1150, 383) == [0, 288, 576, 863, 1150]
+
+
+def test_train_steps_over_every_sample_and_batch_norm_gets_no_batch_of_one(
+    digits: TensorData,
+) -> None:
+    assert len(digits.y_train) % 383 == 1  # floor-and-remainder batching leaves one over
+    model = _model(digits, norm="batch")
+    sizes: list[int] = []
+    model.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])) if m.training else None)
+    settings = OptimizerSettings("adamw", lr=5e-3, batch_size=383)
+    result = train(model, settings, digits, epochs=2)
+    assert sizes == [288, 288, 287, 287] * 2
+    assert result.epochs_run == 2 and math.isfinite(result.history[-1].train_loss)
 
 
 def test_on_epoch_is_called_once_per_epoch_counting_from_one(digits: TensorData) -> None:
