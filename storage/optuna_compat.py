@@ -592,10 +592,7 @@ class WorkerCachedStorage(_CachedStorage):
     def publish(self, trial_id: int) -> None:
         """Store the trial's pending writes now, in one transaction; reads of its study are
         fresh again (the trial trains next: what others do meanwhile matters)."""
-        with self._lock:
-            study_id = self._trial_id_to_study_id_and_number[trial_id][0]
-        with self._own_lock:
-            self._held.discard(study_id)
+        self.refresh(self._study_of(trial_id))
         self._store(trial_id, TrialWrites())
 
     def _store(self, trial_id: int, extra: TrialWrites) -> None:
@@ -625,8 +622,9 @@ class WorkerCachedStorage(_CachedStorage):
     def _remember_distributions(self, trial_id: int, writes: TrialWrites) -> None:
         """Keep the distributions just stored, as Optuna's cache does, so the next trial's
         parameters are checked against them without a query."""
+        study_id = self._study_of(trial_id)
         with self._lock:
-            study = self._studies[self._trial_id_to_study_id_and_number[trial_id][0]]
+            study = self._studies[study_id]
             for name, (_, dist, _) in writes.params.items():
                 study.param_distribution.setdefault(name, dist)
 
@@ -642,8 +640,8 @@ class WorkerCachedStorage(_CachedStorage):
         if own is None:
             super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
             return
+        study_id = self._study_of(trial_id)
         with self._lock:
-            study_id = self._trial_id_to_study_id_and_number[trial_id][0]
             previous = self._studies[study_id].param_distribution.get(param_name)
         if previous is not None:  # refused at once, as Optuna would
             check_distribution_compatibility(previous, distribution)
