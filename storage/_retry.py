@@ -17,6 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import optuna
@@ -323,6 +324,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         writes: TrialWrites,
         state: TrialState | None = None,
         values: Sequence[float] | None = None,
+        completed_at: datetime | None = None,
     ) -> bool:
         """``writes`` (and the trial's end, unless ``state`` is ``None``) in one transaction
         (:func:`storage.optuna_compat.write_trial`), retried like every write; a retried end
@@ -333,7 +335,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             )
         base = optuna.storages.RDBStorage
         attempt = tell_once(
-            lambda: write_trial(self, trial_id, writes, state, values),
+            lambda: write_trial(self, trial_id, writes, state, values, completed_at),
             lambda: base.get_trial(self, trial_id),
             state,
             values,

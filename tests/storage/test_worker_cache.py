@@ -125,6 +125,13 @@ def test_a_trial_is_stored_as_optunas_own_writes_store_it(
         for side, study in sides.items()
     }
     assert stored["worker"] == stored["plain"]
+    # The worker's own view of its study (the trials it ended are not loaded again) is the
+    # database's, times included.
+    mine = sides["worker"].get_trials(deepcopy=False)
+    theirs = optuna.load_study(study_name=unique_name, storage=reader).get_trials(deepcopy=False)
+    assert [(_stored(t), t.datetime_start, t.datetime_complete) for t in mine] == [
+        (_stored(t), t.datetime_start, t.datetime_complete) for t in theirs
+    ]
     assert (
         stored["worker"][0]["state"]
         == {
