@@ -26,13 +26,15 @@ def test_short_chaos_soak_loses_nothing_and_meets_the_budget_exactly(
             workdir=tmp_path,
             duration=45,
             workers=3,
-            budget=40,
+            # Enough trials to outlast the first faults: a worker runs these tiny trials at
+            # about 8 a second straight to the database, 3 through the proxy.
+            budget=300,
             epochs=30,
-            kill_every=(6.0, 12.0),
-            freeze_every=(12.0, 20.0),
-            db_restart_every=(15.0, 25.0),
+            kill_every=(2.0, 5.0),
+            freeze_every=(4.0, 8.0),
+            db_restart_every=(4.0, 8.0),
             db_down=(1.0, 3.0),
-            proxy_restart_every=(10.0, 20.0),
+            proxy_restart_every=(4.0, 8.0),
             drain_timeout=120,
             seed=1,
         )
