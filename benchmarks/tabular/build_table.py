@@ -18,7 +18,7 @@ The build is resumable: rows are appended to ``<out>.partial`` as they finish, a
 restarted build skips the rows already there. When all are done it writes the gzipped CSV
 and removes the partial file.
 
-Run (about 15-25 CPU-minutes on one core)::
+Run (about 4 CPU-minutes on one core)::
 
     nohup nice python benchmarks/tabular/build_table.py &
 """
