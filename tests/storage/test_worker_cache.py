@@ -29,7 +29,7 @@ from storage.optuna_compat import (
 )
 from studies.run._lifeline import ADOPTED_ATTR, Lifeline
 from tests.conftest import POSTGRES_URL
-from tests.storage.conftest import MYSQL_URL, delete_study_if_present
+from tests.storage.conftest import MYSQL_URL, delete_study_if_present, open_rdb
 
 #: The creation token: unique per trial, so never equal between two studies.
 _TOKEN = "nas_study:create_token"
@@ -280,7 +280,7 @@ def test_the_dead_trials_worker_moves_its_unpublished_writes_to_the_copy(
     lifeline.set_constraint("max_params", -1.0)
     # Declared dead (by another process) before anything of it was stored: its copy was
     # queued without parameters.
-    other = open_storage(storage_url, heartbeat=None)
+    other = open_rdb(storage_url, heartbeat=None)
     dead = other.get_trial(trial_id(live))
     assert dead.params == {}
     assert fail_and_queue_copy(other, study_id(study), dead._trial_id, copy_of(dead, None))
