@@ -20,6 +20,7 @@ from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings, RequeueStal
 from storage._open import open_storage
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._serve import serve_storage
+from storage._trial_cache import worker_cached_storage
 from storage._url import (
     DEFAULT_GRPC_PORT,
     DEFAULT_STORAGE_URL,
@@ -52,4 +53,5 @@ __all__ = [
     "redact_url",
     "resolve_storage_url",
     "serve_storage",
+    "worker_cached_storage",
 ]

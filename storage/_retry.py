@@ -34,14 +34,12 @@ from storage._once import (
 )
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._stale import fail_stale_trials_at_once
+from storage._trial_writes import TrialWrites, write_trial
 from storage._url import redact_text, redact_url
 from storage.optuna_compat import (
     RDB_PRIVATE_CALLS,
-    TrialWrites,
     create_trial_once,
     trial_with_system_attr,
-    write_trial,
-    write_user_attrs,
 )
 
 _logger = logging.getLogger(__name__)
@@ -315,7 +313,8 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         """Set several user attributes in one transaction (idempotent, so it is retried
         like every write)."""
         self._call_with_retry(
-            "set_trial_user_attrs", lambda: write_user_attrs(self, trial_id, attrs)
+            "set_trial_user_attrs",
+            lambda: write_trial(self, trial_id, TrialWrites(user_attrs=dict(attrs))),
         )
 
     def write_trial(
@@ -327,7 +326,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         completed_at: datetime | None = None,
     ) -> bool:
         """``writes`` (and the trial's end, unless ``state`` is ``None``) in one transaction
-        (:func:`storage.optuna_compat.write_trial`), retried like every write; a retried end
+        (:func:`storage._trial_writes.write_trial`), retried like every write; a retried end
         that had committed is not an error, as for ``set_trial_state_values``."""
         if state is None:
             return bool(

@@ -17,7 +17,8 @@ from typing import Any
 import optuna
 import sqlalchemy
 
-from storage.optuna_compat import study_storage, worker_cached_storage
+from storage import worker_cached_storage
+from storage.optuna_compat import study_storage
 
 N_PARAMS = 10
 N_STEPS = 5

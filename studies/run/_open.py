@@ -10,7 +10,7 @@ import torch
 from optuna.trial import TrialState
 
 from nas_objectives.record import STUDY_SPEC
-from storage.optuna_compat import worker_cached_storage
+from storage import worker_cached_storage
 from studies.errors import StudyRunError
 from studies.pruners import build_pruner
 from studies.samplers import build_sampler

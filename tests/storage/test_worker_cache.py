@@ -14,10 +14,10 @@ import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import HeartbeatSettings, open_storage
+from storage import HeartbeatSettings, open_storage, worker_cached_storage
 from storage._stale import copy_of
+from storage._trial_cache import WorkerCachedStorage
 from storage.optuna_compat import (
-    WorkerCachedStorage,
     fail_and_queue_copy,
     fresh_trials,
     hold_reads,
@@ -25,7 +25,6 @@ from storage.optuna_compat import (
     release_reads,
     study_id,
     trial_id,
-    worker_cached_storage,
 )
 from studies.run._lifeline import ADOPTED_ATTR, Lifeline
 from tests.conftest import POSTGRES_URL
