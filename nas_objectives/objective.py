@@ -141,6 +141,9 @@ class Objective:
     stop the trial.
 
     Stores per trial the user attributes listed in :mod:`nas_objectives.record`.
+    ``stop`` ends a trial's training early (the worker's signal), ``epoch_pruner`` decides
+    multi-objective pruning at epoch ends, and ``cuda_graphs`` captures each trial's
+    training step on CUDA (see :func:`~nas_objectives.train`).
 
     Example:
         >>> import optuna
@@ -159,6 +162,7 @@ class Objective:
         *,
         stop: threading.Event | None = None,
         epoch_pruner: EpochPruner | None = None,
+        cuda_graphs: bool = False,
     ) -> None:
         # Refuse augmentation of tabular data now, before any trial runs.
         check_augment(config.augment, data.input_shape)
@@ -166,6 +170,7 @@ class Objective:
         self.data = data
         self.stop = stop
         self.epoch_pruner = epoch_pruner
+        self.cuda_graphs = cuda_graphs
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
         try:
@@ -259,15 +264,16 @@ class Objective:
             stop=self.stop,
             augment=cfg.augment,
             min_steps=cfg.space.training.min_steps,
+            cuda_graphs=self.cuda_graphs,
         )
-        set_user_attrs(
-            trial,
-            {
-                record.VAL_ACCURACY: curve,
-                record.EPOCHS_RUN: result.epochs_run,
-                record.TRAIN_SECONDS: round(result.train_seconds, 4),
-            },
-        )
+        done: dict[str, Any] = {
+            record.VAL_ACCURACY: curve,
+            record.EPOCHS_RUN: result.epochs_run,
+            record.TRAIN_SECONDS: round(result.train_seconds, 4),
+        }
+        if data.device.type == "cuda" or self.cuda_graphs:
+            done[record.TRAIN_STEP] = result.train_step
+        set_user_attrs(trial, done)
 
         metrics = dict(costs)
         metrics["accuracy"] = result.history[-1].val_accuracy

@@ -57,6 +57,9 @@ WORKER = "worker"
 VAL_ACCURACY = "val_accuracy"
 EPOCHS_RUN = "epochs_run"
 TRAIN_SECONDS = "train_seconds"
+#: On CUDA, or where CUDA graphs were asked for (``--cuda-graphs on``): ``"cuda_graph"``,
+#: ``"eager"``, or ``"eager (why)"`` when a CUDA graph was asked for and not used.
+TRAIN_STEP = "train_step"
 PRUNED_AT_EPOCH = "pruned_at_epoch"
 PRUNED_BY = "pruned_by"
 FAIL_REASON = "fail_reason"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -14,6 +13,7 @@ from torch import nn
 
 from nas_objectives._augment import augment_batch, check_augment
 from nas_objectives._feed import BatchFeeder
+from nas_objectives._graphed_step import EagerStep, GraphedStep, autocast
 from nas_objectives.data import TensorData
 from nas_objectives.space import OptimizerSettings
 
@@ -45,6 +45,9 @@ class TrainResult:
 
     history: list[EpochResult] = field(default_factory=list)
     train_seconds: float = 0.0
+    #: How the steps ran: ``"eager"``, ``"cuda_graph"``, or ``"eager (why)"`` when a CUDA
+    #: graph was asked for and not used.
+    train_step: str = "eager"
 
     @property
     def epochs_run(self) -> int:
@@ -65,21 +68,43 @@ def prewarm() -> None:
     import torch._dynamo  # noqa: F401
 
 
-def make_optimizer(model: nn.Module, s: OptimizerSettings) -> torch.optim.Optimizer:
-    """The optimizer ``s`` names, fused where PyTorch has a fused kernel (CPU and CUDA)."""
+def make_optimizer(
+    model: nn.Module,
+    s: OptimizerSettings,
+    *,
+    lr: float | torch.Tensor | None = None,
+    capturable: bool = False,
+) -> torch.optim.Optimizer:
+    """The optimizer ``s`` names, fused where PyTorch has a fused kernel (CPU and CUDA).
+
+    ``lr`` replaces ``s.lr`` (a one-element device tensor for a captured step, which reads
+    it on every replay); ``capturable`` keeps every piece of state on the device, as CUDA
+    graph capture needs (fused SGD has no host state to begin with).
+    """
     params = list(model.parameters())
+    rate = s.lr if lr is None else lr
     if s.name == "adam":
         return torch.optim.Adam(
-            params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay, fused=True
+            params,
+            lr=rate,
+            betas=s.betas,
+            weight_decay=s.weight_decay,
+            fused=True,
+            capturable=capturable,
         )
     if s.name == "adamw":
         return torch.optim.AdamW(
-            params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay, fused=True
+            params,
+            lr=rate,
+            betas=s.betas,
+            weight_decay=s.weight_decay,
+            fused=True,
+            capturable=capturable,
         )
     if s.name == "sgd":
         return torch.optim.SGD(
             params,
-            lr=s.lr,
+            lr=rate,
             momentum=s.momentum,
             nesterov=s.nesterov and s.momentum > 0,
             weight_decay=s.weight_decay,
@@ -87,7 +112,12 @@ def make_optimizer(model: nn.Module, s: OptimizerSettings) -> torch.optim.Optimi
         )
     if s.name == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, foreach=True
+            params,
+            lr=rate,
+            momentum=s.momentum,
+            weight_decay=s.weight_decay,
+            foreach=True,
+            capturable=capturable,
         )
     raise ValueError(f"unknown optimizer {s.name!r}")
 
@@ -108,12 +138,6 @@ def make_scheduler(
     raise ValueError(f"unknown schedule {s.schedule!r}")
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def predict(
     model: nn.Module,
     x: torch.Tensor,
@@ -131,7 +155,7 @@ def predict(
     model.eval()
     device = next(model.parameters(), x).device
     try:
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), autocast(device):
             out = []
             for i in range(0, len(x), batch_size):
                 xb = x[i : i + batch_size]
@@ -157,6 +181,8 @@ def train(
     stop: threading.Event | None = None,
     augment: Sequence[str] = (),
     min_steps: int = 0,
+    cuda_graphs: bool = False,
+    channels_last: bool | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split for ``epochs`` epochs.
 
@@ -173,6 +199,12 @@ def train(
     generator seeded from ``seed``; validation batches are never augmented. ``min_steps``
     is a floor on the optimizer steps of the whole run: a small dataset's epochs are
     lengthened to ``ceil(min_steps / epochs)`` steps each (see ``TrainingSpace``).
+
+    On CUDA, ``cuda_graphs`` captures the training step once per batch size and replays it
+    (:mod:`nas_objectives._graphed_step`); the result's ``train_step`` says whether it was
+    used, and why not. Elsewhere it is ignored (``train_step`` says so). ``channels_last``
+    stores image models' activations NHWC, which bf16 convolutions on tensor cores prefer;
+    None (the default) turns it on for 4-D inputs on CUDA.
 
     Raises:
         NonFiniteLossError: the epoch's mean training loss is NaN or infinite.
@@ -193,9 +225,21 @@ def train(
     model.to(device).train()
     feeder = BatchFeeder(data, settings.batch_size, seed, min_steps=-(-min_steps // epochs))
     steps = feeder.steps
-    optimizer = make_optimizer(model, settings)
-    scheduler = make_scheduler(optimizer, settings, steps * epochs)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    if channels_last is None:
+        channels_last = device.type == "cuda" and len(data.input_shape) == 3
+    memory_format = torch.channels_last if channels_last else None
+    if memory_format is not None:
+        model.to(memory_format=memory_format)
+    step: EagerStep | GraphedStep
+    if cuda_graphs and device.type == "cuda":
+        step = GraphedStep(
+            model, settings, make_optimizer, make_scheduler, steps * epochs, loss_fn, memory_format
+        )
+    else:
+        optimizer = make_optimizer(model, settings)
+        scheduler = make_scheduler(optimizer, settings, steps * epochs)
+        step = EagerStep(model, optimizer, scheduler, loss_fn, device, memory_format)
     # A generator of its own, so the batch order does not depend on the augmentation.
     aug_gen = torch.Generator(device=device).manual_seed(seed + _AUGMENT_SEED_OFFSET)
     result = TrainResult()
@@ -211,14 +255,7 @@ def train(
                     raise TrainingStoppedError("worker stopped")
                 if augment:
                     xb = augment_batch(xb, augment, aug_gen)
-                with _autocast(device):
-                    loss = loss_fn(model(xb), yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                loss_sum += loss.detach()
+                loss_sum += step(xb, yb)
             correct = (predict(model, data.x_val, prepare=data.normalize) == data.y_val).sum()
             # The one host sync of the epoch.
             mean_loss, n_correct = (loss_sum / steps).item(), int(correct.item())
@@ -227,6 +264,9 @@ def train(
             ep = EpochResult(epoch, mean_loss, n_correct / len(data.y_val))
             result.history.append(ep)
             result.train_seconds = time.perf_counter() - start
+            result.train_step = step.train_step
+            if cuda_graphs and device.type != "cuda":
+                result.train_step = f"eager (cuda graphs need CUDA; the device is {device})"
             if on_epoch is not None:
                 on_epoch(ep)
     return result

@@ -114,6 +114,13 @@ def _study_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
         help="device memory the dataset may take, as a share of free memory or a size "
         "(default 0.5); a bigger dataset stays in pinned host memory",
     )
+    p.add_argument(
+        "--cuda-graphs",
+        choices=("on", "off"),
+        help="on: capture each trial's training step once as a CUDA graph and replay it "
+        "(small models on a big GPU); falls back to eager per trial, and stores why "
+        "(default off)",
+    )
     p.add_argument("--seed", type=int, metavar="N", help="study seed (sampler and training)")
     p.add_argument("--epochs", type=positive_int, metavar="E", help="override epochs per trial")
     p.add_argument(

@@ -28,6 +28,8 @@ class RunOptions:
         seed: Study seed (sampler and training); trial ``n`` trains with seed + ``n``.
         epochs: Epochs per trial, overriding the study file.
         threads: PyTorch CPU threads in this worker.
+        cuda_graphs: ``"on"`` captures each trial's training step as a CUDA graph on CUDA
+            (``"off"``, the default, runs it eagerly).
         heartbeat_interval, grace_period, max_retry: Override the file's ``[heartbeat]``.
         outage_timeout: Seconds a database or proxy outage is waited out (default 600).
         worker_index: Offset of this worker's sampler seed (``launch`` numbers them).
@@ -43,6 +45,7 @@ class RunOptions:
     seed: int | None = None
     epochs: int | None = None
     threads: int | None = None
+    cuda_graphs: str | None = None
     heartbeat_interval: int | None = None
     grace_period: int | None = None
     max_retry: int | None = None

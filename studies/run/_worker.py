@@ -225,7 +225,13 @@ def run_study(
     stop = stop or threading.Event()
     return run_trials(
         study,
-        Objective(objective_cfg, data, stop=stop, epoch_pruner=build_epoch_pruner(spec)),
+        Objective(
+            objective_cfg,
+            data,
+            stop=stop,
+            epoch_pruner=build_epoch_pruner(spec),
+            cuda_graphs=opts.cuda_graphs == "on",
+        ),
         budget=opts.n_trials if opts.n_trials is not None else spec.n_trials,
         max_trials=opts.max_trials,
         timeout=opts.timeout if opts.timeout is not None else spec.timeout,

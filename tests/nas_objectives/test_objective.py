@@ -145,6 +145,18 @@ def test_study_trial_stores_its_user_attrs(digits: TensorData) -> None:
     # The returned accuracy is the last epoch's.
     assert trial.values == [curve[-1], attrs["params"]]
     assert cfg.directions == ["maximize", "minimize"]
+    assert "train_step" not in attrs  # stored on CUDA, or where CUDA graphs were asked for
+
+
+def test_cuda_graphs_asked_for_on_the_cpu_store_that_the_step_ran_eagerly(
+    digits: TensorData,
+) -> None:
+    cfg = ObjectiveConfig(space=_space(width=16), epochs=1)
+    study = _study(cfg)
+    study.optimize(Objective(cfg, digits, cuda_graphs=True), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["train_step"].startswith("eager (cuda graphs need CUDA")
 
 
 @pytest.mark.parametrize(("width", "feasible"), [(64, False), (4, True)])

@@ -20,6 +20,7 @@ EVERY_FLAG = [
     "--seed", "11",
     "--epochs", "4",
     "--threads", "2",
+    "--cuda-graphs", "on",
     "--heartbeat-interval", "5",
     "--grace-period", "20",
     "--max-retry", "0",
