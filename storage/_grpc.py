@@ -16,7 +16,7 @@ from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._url import redact_url
 
 if TYPE_CHECKING:
-    from storage._grpc_client import HeartbeatGrpcProxy
+    from storage._grpc_writes import BufferingGrpcProxy
 
 _logger = logging.getLogger(__name__)
 #: The gRPC service, beside Optuna's ``StorageService``, through which workers beat.
@@ -46,7 +46,7 @@ def open_grpc_proxy(
     *,
     outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
     wait: bool = False,
-) -> HeartbeatGrpcProxy:
+) -> BufferingGrpcProxy:
     """A client of the proxy at ``grpc://HOST:PORT``, once the proxy has answered.
 
     Without ``wait`` the proxy must answer within :data:`GRPC_CONNECT_TIMEOUT_S` seconds;
@@ -56,7 +56,7 @@ def open_grpc_proxy(
         StorageError: grpcio is missing, or no proxy answers in time.
     """
     require_grpc(url)
-    from storage._grpc_client import HeartbeatGrpcProxy  # imports grpc
+    from storage._grpc_writes import BufferingGrpcProxy  # imports grpc
 
     if parsed.username or parsed.password:
         raise StorageError(
@@ -69,7 +69,7 @@ def open_grpc_proxy(
     host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        proxy = HeartbeatGrpcProxy(
+        proxy = BufferingGrpcProxy(
             host=host, port=parsed.port, shown_url=redact_url(url), outage_timeout=outage_timeout
         )
     # A proxy may answer and then go away before its heartbeat settings are read (killed

@@ -272,6 +272,11 @@ class HeartbeatChannel:
             request_serializer=_dump,
             response_deserializer=_load,
         )
+        self._write_trial = channel.unary_unary(
+            f"/{HEARTBEAT_SERVICE}/WriteTrial",
+            request_serializer=_dump,
+            response_deserializer=_load,
+        )
         return channel, record, settings
 
     def record(self, trial_id: int, *, timeout: float) -> None:
@@ -279,6 +284,9 @@ class HeartbeatChannel:
 
     def set_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         self._set_user_attrs({"trial_id": trial_id, "attrs": attrs})
+
+    def write_trial(self, message: dict[str, Any]) -> bool:
+        return bool(self._write_trial(message)["stored"])
 
     def settings(self) -> dict[str, Any]:
         return dict(self._settings({}, timeout=GRPC_CONNECT_TIMEOUT_S))

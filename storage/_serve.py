@@ -25,6 +25,7 @@ from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._open import open_rdb_storage, wait_for_storage
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._trial_cache import proxy_cached_storage
+from storage._trial_writes import writes_from_json
 from storage._url import DEFAULT_GRPC_PORT, parse_storage_url, redact_url
 from storage.optuna_compat import backend_of, make_grpc_server
 
@@ -181,6 +182,23 @@ def _heartbeat_service(
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return {}
 
+    def write_trial(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        # A worker's buffered writes to its trial (and its end), in one call and one
+        # transaction, where Optuna's protocol takes one call per parameter, attribute and
+        # value (storage._grpc_writes).
+        writes, state, values = writes_from_json(request)
+        try:
+            stored = backend_of(storage).write_trial(  # type: ignore[attr-defined]
+                int(request["trial_id"]), writes, state, values
+            )
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except KeyError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except ValueError as exc:  # a distribution the study's trials contradict
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return {"stored": bool(stored)}
+
     def handler(method: Any) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
             method,
@@ -194,5 +212,6 @@ def _heartbeat_service(
             "Settings": handler(settings),
             "Record": handler(record),
             "SetUserAttrs": handler(set_user_attrs),
+            "WriteTrial": handler(write_trial),
         },
     )

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Container, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import sqlalchemy
@@ -21,7 +21,7 @@ from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.storages._rdb import models as _models
 from optuna.trial import FrozenTrial, TrialState
 
-from storage._trial_writes import TrialWrites, trial_ids_to_read
+from storage._trial_writes import TrialWrites, apply_writes, merge_writes, trial_ids_to_read
 
 
 def proxy_cached_storage(storage: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
@@ -230,7 +230,7 @@ class WorkerCachedStorage(_CachedStorage):
             if own is not None:  # kept for the next attempt, before the newer writes
                 with self._own_lock:
                     newer, own.pending = own.pending, writes
-                _merge(own.pending, newer)
+                merge_writes(own.pending, newer)
             raise
         self._remember_distributions(trial_id, writes)
 
@@ -316,7 +316,7 @@ class WorkerCachedStorage(_CachedStorage):
         if stored.state != TrialState.RUNNING:
             return stored
         with self._own_lock:
-            _apply(stored, own.pending)
+            apply_writes(stored, own.pending)
             own.view = copy.deepcopy(stored)
             own.view_is_fresh = False
         return stored
@@ -400,27 +400,13 @@ class WorkerCachedStorage(_CachedStorage):
         return self._backend._get_stale_trial_ids(study_id)
 
 
-def _apply(trial: FrozenTrial, writes: TrialWrites) -> None:
-    """Apply ``writes`` to ``trial``, a copy read from the storage."""
-    for name, (value, dist, _) in writes.params.items():
-        trial.params[name] = dist.to_external_repr(value)
-        trial.distributions[name] = dist
-    trial.user_attrs.update(copy.deepcopy(writes.user_attrs))
-    trial.system_attrs.update(copy.deepcopy(writes.system_attrs))
-    trial.intermediate_values.update(writes.intermediate_values)
-
-
-def _merge(older: TrialWrites, newer: TrialWrites) -> None:
-    """Add ``newer`` to ``older``, the newer write of a key winning."""
-    older.params.update(newer.params)
-    older.user_attrs.update(newer.user_attrs)
-    older.system_attrs.update(newer.system_attrs)
-    older.intermediate_values.update(newer.intermediate_values)
-
-
 def worker_cached_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
     """The storage a worker's study should use: :class:`WorkerCachedStorage` in front of
-    nas-study's RDB storage, else ``storage`` itself (Optuna caches what it caches)."""
+    nas-study's RDB storage; nas-study's gRPC client keeping the writes of the trials it
+    runs (:mod:`storage._grpc_writes`); else ``storage`` itself."""
     if isinstance(storage, optuna.storages.RDBStorage) and hasattr(storage, "write_trial"):
         return WorkerCachedStorage(storage)
+    keep = getattr(storage, "keep_trial_writes", None)
+    if keep is not None:
+        return cast(optuna.storages.BaseStorage, keep())
     return storage

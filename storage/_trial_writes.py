@@ -8,6 +8,7 @@ see :mod:`storage.optuna_compat`).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import sqlalchemy
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.storages._rdb import models as _models
 from optuna.storages._rdb.storage import _create_scoped_session
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 
 @dataclass
@@ -39,6 +40,68 @@ class TrialWrites:
 
     def __bool__(self) -> bool:
         return bool(self.params or self.user_attrs or self.system_attrs or self.intermediate_values)
+
+
+def apply_writes(trial: FrozenTrial, writes: TrialWrites) -> None:
+    """Apply ``writes`` to ``trial``, a copy read from the storage."""
+    for name, (value, dist, _) in writes.params.items():
+        trial.params[name] = dist.to_external_repr(value)
+        trial.distributions[name] = dist
+    trial.user_attrs.update(copy.deepcopy(writes.user_attrs))
+    trial.system_attrs.update(copy.deepcopy(writes.system_attrs))
+    trial.intermediate_values.update(writes.intermediate_values)
+
+
+def merge_writes(older: TrialWrites, newer: TrialWrites) -> None:
+    """Add ``newer`` to ``older``, the newer write of a key winning."""
+    older.params.update(newer.params)
+    older.user_attrs.update(newer.user_attrs)
+    older.system_attrs.update(newer.system_attrs)
+    older.intermediate_values.update(newer.intermediate_values)
+
+
+def writes_to_json(
+    writes: TrialWrites, state: TrialState | None = None, values: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """``writes`` (and an end) as JSON-ready data: what a worker sends the gRPC proxy's
+    ``WriteTrial``. The study's known distributions are not sent: the proxy checks the
+    parameters against its database."""
+    return {
+        "params": {
+            name: [value, optuna.distributions.distribution_to_json(dist)]
+            for name, (value, dist, _) in writes.params.items()
+        },
+        "user_attrs": writes.user_attrs,
+        "system_attrs": writes.system_attrs,
+        # JSON keys are strings; Python's json writes NaN and infinities, and reads them.
+        "intermediate_values": {str(k): v for k, v in writes.intermediate_values.items()},
+        "state": None if state is None else state.name,
+        "values": None if values is None else [float(v) for v in values],
+    }
+
+
+def writes_from_json(
+    message: dict[str, Any],
+) -> tuple[TrialWrites, TrialState | None, list[float] | None]:
+    """The inverse of :func:`writes_to_json`."""
+    writes = TrialWrites(
+        params={
+            name: (float(value), optuna.distributions.json_to_distribution(dist), None)
+            for name, (value, dist) in message.get("params", {}).items()
+        },
+        user_attrs=dict(message.get("user_attrs", {})),
+        system_attrs=dict(message.get("system_attrs", {})),
+        intermediate_values={
+            int(k): float(v) for k, v in message.get("intermediate_values", {}).items()
+        },
+    )
+    state = message.get("state")
+    values = message.get("values")
+    return (
+        writes,
+        None if state is None else TrialState[state],
+        None if values is None else [float(v) for v in values],
+    )
 
 
 def write_trial(

@@ -115,8 +115,21 @@ def instrument(storage: optuna.storages.BaseStorage, counter: Counter) -> dict[s
         storage._stub = counting  # type: ignore[attr-defined]
         if cache is not None and hasattr(cache, "grpc_client"):
             cache.grpc_client = counting
+        # nas-study's side service on the proxy: heartbeats, batched attributes, WriteTrial.
+        side = getattr(storage, "_beats", None)
+        for name in ("record", "set_user_attrs", "write_trial"):
+            if side is not None and hasattr(side, name):
+                setattr(side, name, _counted(getattr(side, name), counter))
         return {"counts": "rpcs", "pre_ping": False}
     return {"counts": "nothing", "pre_ping": False}
+
+
+def _counted(method: Any, counter: Counter) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        counter.rpc()
+        return method(*args, **kwargs)
+
+    return call
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:

@@ -26,6 +26,8 @@ def test_a_trial_stores_only_the_recorded_keys() -> None:
         record.PRUNED_AT_EPOCH,
         record.PRUNED_BY,
         record.FAIL_REASON,
+        # Only on CUDA, or where CUDA graphs were asked for.
+        record.TRAIN_STEP,
         # Only on trials a one-shot search enqueued.
         record.PROPOSED_BY,
         record.ONESHOT_METHOD,

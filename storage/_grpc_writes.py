@@ -1,0 +1,236 @@
+"""A worker's trial writes through the gRPC proxy: three calls a trial, not one per write.
+
+Optuna's proxy protocol takes one call, and on the proxy one transaction, per parameter,
+attribute and intermediate value: about 16 for a digits trial, each a round trip and a
+share of the proxy's CPU, which is what caps the trials a proxy serves each second.
+A worker's client here keeps the writes to the trials it runs and sends them together in
+one ``WriteTrial`` call of the proxy's ``nas_study.Heartbeat`` service, which stores them
+in one transaction (:func:`storage._trial_writes.write_trial`), at the same three points
+as a worker on a database (:class:`storage._trial_cache.WorkerCachedStorage`):
+
+* when the trial is published (the objective does so once its architecture is built);
+* at each intermediate value (other workers' pruners read those);
+* with its end: the last writes and the state and values in one call.
+
+``get_trial`` of a trial this process runs is read from the proxy with the pending writes
+applied. A parameter whose distribution the study contradicts is refused when the writes
+are sent, not when it is set. Against a proxy without ``WriteTrial`` (Optuna's own server,
+an older nas-study) every write is sent as Optuna sends it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from storage._grpc_client import _TRANSIENT_CODES, HeartbeatGrpcProxy
+from storage._once import tell_once
+from storage._trial_writes import TrialWrites, apply_writes, merge_writes, writes_to_json
+
+
+class BufferingGrpcProxy(HeartbeatGrpcProxy):
+    """:class:`HeartbeatGrpcProxy` that, once :meth:`keep_trial_writes` is called (a
+    worker's study), keeps the writes to the trials this process runs until they are
+    published, reach an intermediate value, or end."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._keep = False
+        self._has_write_call = True  # until the proxy answers that it has no WriteTrial
+        self._pending: dict[int, TrialWrites] = {}
+        self._pending_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state.pop("_pending_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self._pending_lock = threading.Lock()
+
+    def keep_trial_writes(self) -> BufferingGrpcProxy:
+        """Keep the writes of the trials this process runs from now on; returns ``self``."""
+        self._keep = True
+        return self
+
+    def _own(self, trial_id: int) -> TrialWrites | None:
+        with self._pending_lock:
+            return self._pending.get(trial_id)
+
+    def _run_here(self, trial_id: int) -> None:
+        if self._keep:
+            with self._pending_lock:
+                self._pending[trial_id] = TrialWrites()
+
+    def _ended(self, trial_id: int) -> None:
+        with self._pending_lock:
+            self._pending.pop(trial_id, None)
+
+    # Trials this process runs: created running, or claimed from the queue.
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self._run_here(trial_id)
+        return trial_id
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        pending = self._own(trial_id)
+        if pending is None or not state.is_finished():
+            done = super().set_trial_state_values(trial_id, state, values)
+            if done and state == TrialState.RUNNING:
+                self._run_here(trial_id)
+            if state.is_finished():
+                self._ended(trial_id)
+            return done
+        try:
+            return self._send(trial_id, pending, state, values)
+        finally:
+            self._ended(trial_id)
+
+    def publish(self, trial_id: int) -> None:
+        """Send the trial's pending writes now, in one call."""
+        self._flush(trial_id, TrialWrites())
+
+    def _flush(self, trial_id: int, extra: TrialWrites) -> None:
+        with self._pending_lock:
+            pending = self._pending.get(trial_id)
+            if pending is None:
+                writes = extra
+            else:
+                writes, self._pending[trial_id] = pending, TrialWrites()
+                merge_writes(writes, extra)
+        if not writes:
+            return
+        try:
+            self._send(trial_id, writes)
+        except UpdateFinishedTrialError:
+            self._ended(trial_id)  # declared dead: not this process's any more
+            raise
+        except BaseException:
+            if pending is not None:  # kept for the next attempt, before the newer writes
+                with self._pending_lock:
+                    newer = self._pending.get(trial_id, TrialWrites())
+                    merge_writes(writes, newer)
+                    self._pending[trial_id] = writes
+            raise
+
+    def _send(
+        self,
+        trial_id: int,
+        writes: TrialWrites,
+        state: TrialState | None = None,
+        values: Sequence[float] | None = None,
+    ) -> bool:
+        """``writes`` (and the end) in one ``WriteTrial`` call, retried through outages; a
+        retried end that had been stored is success, as for ``set_trial_state_values``."""
+        message = {"trial_id": trial_id, **writes_to_json(writes, state, values)}
+
+        def call() -> bool:
+            if not self._has_write_call:  # Optuna's calls, one by one
+                return self._send_one_by_one(trial_id, writes, state, values)
+            try:
+                return self._beats.write_trial(message)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise UpdateFinishedTrialError(str(exc.details())) from None
+                if code == grpc.StatusCode.NOT_FOUND:
+                    raise KeyError(str(exc.details())) from None
+                if code == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise ValueError(str(exc.details())) from None
+                if code == grpc.StatusCode.UNIMPLEMENTED:
+                    self._has_write_call = False
+                    return self._send_one_by_one(trial_id, writes, state, values)
+                if code in _TRANSIENT_CODES:
+                    self._beats.reconnect()
+                raise
+
+        base = optuna.storages.GrpcStorageProxy
+        attempt = call
+        if state is not None:
+            attempt = tell_once(call, lambda: base.get_trial(self, trial_id), state, values)
+        return bool(self._call_with_retry("write_trial", attempt))
+
+    def _send_one_by_one(
+        self,
+        trial_id: int,
+        writes: TrialWrites,
+        state: TrialState | None,
+        values: Sequence[float] | None,
+    ) -> bool:
+        base = optuna.storages.GrpcStorageProxy
+        stored = base.get_trial(self, trial_id)
+        for name, (value, dist, _) in writes.params.items():
+            if name not in stored.params:
+                base.set_trial_param(self, trial_id, name, value, dist)
+        if writes.user_attrs:
+            HeartbeatGrpcProxy.set_trial_user_attrs(self, trial_id, writes.user_attrs)
+        for key, value in writes.system_attrs.items():
+            base.set_trial_system_attr(self, trial_id, key, value)
+        for step, inter in writes.intermediate_values.items():
+            base.set_trial_intermediate_value(self, trial_id, step, inter)
+        if state is None:
+            return True
+        return bool(base.set_trial_state_values(self, trial_id, state, values))
+
+    # The writes kept.
+
+    def set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+    ) -> None:
+        with self._pending_lock:
+            pending = self._pending.get(trial_id)
+            if pending is not None:
+                pending.params[param_name] = (param_value_internal, distribution, None)
+                return
+        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self.set_trial_user_attrs(trial_id, {key: value})
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        with self._pending_lock:
+            pending = self._pending.get(trial_id)
+            if pending is not None:
+                pending.user_attrs.update(attrs)
+                return
+        super().set_trial_user_attrs(trial_id, attrs)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        with self._pending_lock:
+            pending = self._pending.get(trial_id)
+            if pending is not None:
+                pending.system_attrs[key] = value
+                return
+        super().set_trial_system_attr(trial_id, key, value)
+
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
+        if self._own(trial_id) is None:
+            super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+            return
+        self._flush(trial_id, TrialWrites(intermediate_values={step: intermediate_value}))
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        trial = super().get_trial(trial_id)
+        with self._pending_lock:
+            pending = self._pending.get(trial_id)
+            if pending and trial.state == TrialState.RUNNING:
+                apply_writes(trial, pending)
+        return trial
