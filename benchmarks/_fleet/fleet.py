@@ -97,12 +97,14 @@ def _work(
     lock: threading.Lock,
     out: _Worker,
 ) -> None:
-    from storage import open_storage
+    from storage import open_storage, worker_cached_storage
     from studies import run_trials
 
     client = None
     try:
-        client = open_storage(url)
+        # As a worker's study opens it (studies.run.open_study): the writes of its trials
+        # kept and sent in one call at publish, at each report and at the end.
+        client = worker_cached_storage(open_storage(url))
         study = optuna.create_study(
             storage=client,
             study_name=cfg.study_name,

@@ -26,7 +26,7 @@ from optuna.distributions import (
 )
 
 from nas_objectives import record
-from nas_objectives.objective import set_user_attrs
+from nas_objectives.objective import publish, set_user_attrs
 
 #: The search space, in suggestion order: the kinds a catalog space mixes.
 SPACE: dict[str, BaseDistribution] = {
@@ -150,6 +150,7 @@ class SleepingObjective:
         params = suggest(trial)
         # As the real objective writes them: together, where the storage can.
         set_user_attrs(trial, cost_attrs(params, trial.number))
+        publish(trial)  # sampled and built: stored now, as the real objective does
         accuracies = curve(params, EPOCHS)
         for epoch, accuracy in enumerate(accuracies, start=1):
             time.sleep(sleep / EPOCHS)  # the simulated training, not a synchronisation
