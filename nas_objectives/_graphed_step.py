@@ -29,6 +29,7 @@ How it stays the same training as the eager step:
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -193,7 +194,11 @@ class GraphedStep:
         with autocast(self.device):
             loss = self.loss_fn(self.model(xb), yb)
         loss.backward()
-        self.optimizer.step()
+        with warnings.catch_warnings():
+            # Adam warns once per instance that a capturable optimizer steps uncaptured:
+            # the warm-up does so on purpose, and a warning a trial would flood the log.
+            warnings.filterwarnings("ignore", message=".*capturable=True", category=UserWarning)
+            self.optimizer.step()
         return loss.detach()
 
     def _warmup(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
