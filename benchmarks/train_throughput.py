@@ -47,7 +47,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +94,23 @@ def bench_trainer(
     epochs: int,
     seed: int,
     augment: tuple[str, ...] = (),
+    *,
+    model_fn: Callable[[int], nn.Module] = _model,
+    train_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Time :func:`nas_objectives.train` on ``root``'s Fashion-MNIST files."""
+    """Time :func:`nas_objectives.train` on ``root``'s Fashion-MNIST files.
+
+    ``model_fn(seed)`` builds the model (default: the MLP 784-256-128-10); ``train_options``
+    are more keywords for ``train`` (``benchmarks/gpu_checks.py`` passes ``cuda_graphs`` and
+    ``channels_last``).
+    """
     _sync(device)
     t0 = time.perf_counter()
     data = load_dataset("fashion_mnist", data_dir=root, device=device, download=False)
     _sync(device)
     load_seconds = time.perf_counter() - t0
 
-    model = _model(seed)
+    model = model_fn(seed)
     stamps: list[float] = []
 
     def on_epoch(_: EpochResult) -> None:
@@ -110,9 +118,17 @@ def bench_trainer(
         stamps.append(time.perf_counter())
 
     settings = OptimizerSettings("adamw", lr=LR, batch_size=batch_size)
+    options = dict(train_options or {})
     start = time.perf_counter()
     result = train(
-        model, settings, data, epochs=epochs, seed=seed, on_epoch=on_epoch, augment=augment
+        model,
+        settings,
+        data,
+        epochs=epochs,
+        seed=seed,
+        on_epoch=on_epoch,
+        augment=augment,
+        **options,
     )
     _sync(device)
     n = len(data.x_train)
@@ -130,6 +146,9 @@ def bench_trainer(
         "samples_per_s": samples / result.train_seconds,
         "load_seconds": load_seconds,
         "augment": list(augment),
+        "train_options": options,
+        # How the steps ran (a trainer without CUDA-graph capture has no such field).
+        "train_step": getattr(result, "train_step", "eager"),
         "final_train_loss": result.history[-1].train_loss,
         "final_val_accuracy": result.history[-1].val_accuracy,
         "test_accuracy": accuracy,
