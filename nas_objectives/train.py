@@ -83,17 +83,9 @@ def make_optimizer(
     """
     params = list(model.parameters())
     rate = s.lr if lr is None else lr
-    if s.name == "adam":
-        return torch.optim.Adam(
-            params,
-            lr=rate,
-            betas=s.betas,
-            weight_decay=s.weight_decay,
-            fused=True,
-            capturable=capturable,
-        )
-    if s.name == "adamw":
-        return torch.optim.AdamW(
+    if s.name in ("adam", "adamw"):
+        adam = torch.optim.Adam if s.name == "adam" else torch.optim.AdamW
+        return adam(
             params,
             lr=rate,
             betas=s.betas,

@@ -21,11 +21,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from storage import StorageError, open_storage, worker_cached_storage
 from storage._grpc_writes import BufferingGrpcProxy
-from storage._stale import copy_of
-from storage.optuna_compat import fail_and_queue_copy, publish, study_id, trial_id
-from studies.run._lifeline import ADOPTED_ATTR, Lifeline
-from tests.storage.conftest import delete_study_if_present, open_rdb, wait_until
-from tests.storage.test_worker_cache import _a_trial, _stored
+from storage.optuna_compat import publish, trial_id
+from tests.storage.conftest import delete_study_if_present, wait_until
+from tests.storage.test_worker_cache import _a_trial, _stored, moves_unpublished_writes_to_the_copy
 
 _SERVERS = {
     "nas-study": "from storage import serve_storage; serve_storage({url!r}, port={port})",
@@ -228,28 +226,4 @@ def test_the_dead_trials_worker_moves_its_unsent_writes_to_the_copy(
     proxy: str, storage_url: str, unique_name: str
 ) -> None:
     study = _studies(proxy, unique_name)["worker"]
-    live = study.ask()
-    lifeline = Lifeline(live)
-    lifeline.suggest_float("x", 0.0, 1.0)
-    lifeline.suggest_int("n", 1, 4)
-    lifeline.set_user_attr("arch", "mlp")
-    lifeline.set_constraint("max_params", -1.0)
-    # Declared dead (by another process) before anything of it was sent: its copy was
-    # queued without parameters.
-    other = open_rdb(storage_url, heartbeat=None)
-    dead = other.get_trial(trial_id(live))
-    assert dead.params == {}
-    assert fail_and_queue_copy(other, study_id(study), dead._trial_id, copy_of(dead, None))
-    lifeline.publish()  # finds the trial dead, takes over the copy, sends there
-    assert lifeline.trial_id != dead._trial_id
-    copy = other.get_trial(lifeline.trial_id)
-    assert copy.state == TrialState.RUNNING
-    assert copy.params == live.params and set(copy.params) == {"x", "n"}
-    assert copy.user_attrs["arch"] == "mlp"
-    assert copy.system_attrs[ADOPTED_ATTR] is True
-    assert copy.system_attrs["constraints:max_params"] == -1.0
-    study.tell(live, 0.75)  # the live trial writes to the copy now
-    lifeline.close()
-    stored = other.get_trial(lifeline.trial_id)
-    assert stored.state == TrialState.COMPLETE and stored.values == [0.75]
-    assert stored.params == copy.params
+    moves_unpublished_writes_to_the_copy(study, storage_url)

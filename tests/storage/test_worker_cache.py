@@ -12,6 +12,7 @@ import optuna
 import pytest
 import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import HeartbeatSettings, open_storage, worker_cached_storage
@@ -271,6 +272,15 @@ def test_the_dead_trials_worker_moves_its_unpublished_writes_to_the_copy(
         study_name=unique_name,
         directions=["maximize"],
     )
+    other = moves_unpublished_writes_to_the_copy(study, storage_url)
+    with contextlib.suppress(Exception):
+        other.remove_session()
+
+
+def moves_unpublished_writes_to_the_copy(study: optuna.Study, storage_url: str) -> RDBStorage:
+    """A trial declared dead (by another process) before any of its writes was stored:
+    the worker's lifeline takes its queued copy over and stores them there; returns the
+    other process's storage. Shared with the same test through the gRPC proxy."""
     live = study.ask()
     lifeline = Lifeline(live)
     lifeline.suggest_float("x", 0.0, 1.0)
@@ -296,5 +306,4 @@ def test_the_dead_trials_worker_moves_its_unpublished_writes_to_the_copy(
     stored = other.get_trial(lifeline.trial_id)
     assert stored.state == TrialState.COMPLETE and stored.values == [0.75]
     assert stored.params == copy.params
-    with contextlib.suppress(Exception):
-        other.remove_session()
+    return other
