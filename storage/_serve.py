@@ -187,10 +187,10 @@ def _heartbeat_service(
         # transaction, where Optuna's protocol takes one call per parameter, attribute and
         # value (storage._grpc_writes).
         writes, state, values = writes_from_json(request)
+        # Through the proxy's cache, which knows the study's distributions.
+        write = getattr(storage, "write_trial", None) or backend_of(storage).write_trial  # type: ignore[attr-defined]
         try:
-            stored = backend_of(storage).write_trial(  # type: ignore[attr-defined]
-                int(request["trial_id"]), writes, state, values
-            )
+            stored = write(int(request["trial_id"]), writes, state, values)
         except optuna.exceptions.UpdateFinishedTrialError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except KeyError as exc:

@@ -65,6 +65,32 @@ class _ProxyCachedStorage(_CachedStorage):
             with self._lock:
                 self._studies[study_id].param_distribution.setdefault(param_name, distribution)
 
+    def write_trial(
+        self,
+        trial_id: int,
+        writes: TrialWrites,
+        state: TrialState | None = None,
+        values: Sequence[float] | None = None,
+    ) -> bool:
+        """A worker's kept writes (the proxy's ``WriteTrial``), each parameter checked
+        against the distribution this cache knows for its name, as ``set_trial_param``
+        does: the database is asked only about names the study has not shown yet."""
+        with self._lock:
+            study_id = self._trial_id_to_study_id_and_number.get(trial_id, (None, None))[0]
+            study = self._studies.get(study_id) if study_id is not None else None
+            if study is not None:
+                for name, (value, dist, previous) in writes.params.items():
+                    if previous is None and name in study.param_distribution:
+                        writes.params[name] = (value, dist, study.param_distribution[name])
+        stored = bool(
+            self._backend.write_trial(trial_id, writes, state, values)  # type: ignore[attr-defined]
+        )
+        if study is not None:
+            with self._lock:
+                for name, (_, dist, _) in writes.params.items():
+                    study.param_distribution.setdefault(name, dist)
+        return stored
+
 
 #: Least seconds between two stale-trial checks of one study by one worker process. Optuna
 #: checks before every trial; a dead trial is found at most this much later.

@@ -194,14 +194,20 @@ def _insert_params(session: Any, trial: Any, writes: TrialWrites) -> None:
     unknown = [n for n in names if n not in have and writes.params[n][2] is None]
     known: dict[str, str] = {}
     if unknown:
-        # One stored distribution per name, of any trial of the study, as Optuna reads it.
-        query = (
-            sqlalchemy.select(table.c.param_name, sqlalchemy.func.min(table.c.distribution_json))
-            .join(trials, trials.c.trial_id == table.c.trial_id)
-            .where(trials.c.study_id == trial.study_id, table.c.param_name.in_(unknown))
-            .group_by(table.c.param_name)
-        )
-        known = {name: text for name, text in session.execute(query)}
+        # One stored distribution per name, of any trial of the study, as Optuna reads it
+        # (its ``.first()``): a scalar subquery with LIMIT 1 per name, in one statement,
+        # which stops at the first row found, where an aggregate would read every trial.
+        def first(name: str) -> Any:
+            return (
+                sqlalchemy.select(table.c.distribution_json)
+                .join(trials, trials.c.trial_id == table.c.trial_id)
+                .where(trials.c.study_id == trial.study_id, table.c.param_name == name)
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        row = session.execute(sqlalchemy.select(*(first(n) for n in unknown))).one()
+        known = {name: text for name, text in zip(unknown, row, strict=True) if text is not None}
     rows = []
     for name in names:
         if name in have:
