@@ -20,7 +20,10 @@ an older nas-study) every write is sent as Optuna sends it.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,10 +32,17 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import URL
 
+from storage._errors import StorageError
+from storage._grpc import GRPC_CONNECT_TIMEOUT_S, grpc_address, require_grpc
 from storage._grpc_client import _TRANSIENT_CODES, HeartbeatGrpcProxy
 from storage._once import tell_once
+from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._trial_writes import TrialWrites, apply_writes, merge_writes, writes_to_json
+from storage._url import redact_url
+
+_logger = logging.getLogger(__name__)
 
 
 class BufferingGrpcProxy(HeartbeatGrpcProxy):
@@ -234,3 +244,62 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
             if pending and trial.state == TrialState.RUNNING:
                 apply_writes(trial, pending)
         return trial
+
+
+def open_grpc_proxy(
+    url: str,
+    parsed: URL,
+    *,
+    outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
+    wait: bool = False,
+) -> BufferingGrpcProxy:
+    """A client of the proxy at ``grpc://HOST:PORT``, once the proxy has answered.
+
+    Without ``wait`` the proxy must answer within :data:`GRPC_CONNECT_TIMEOUT_S` seconds;
+    with it (a worker), up to ``outage_timeout`` seconds, logged once.
+
+    Raises:
+        StorageError: grpcio is missing, or no proxy answers in time.
+    """
+    require_grpc(url)
+    if parsed.username or parsed.password:
+        raise StorageError(
+            f"storage {redact_url(url)}: the gRPC proxy has no authentication; "
+            "remove USER:PASSWORD@ from the URL"
+        )
+    assert parsed.host is not None and parsed.port is not None  # parse_storage_url checked
+    address = grpc_address(parsed.host, parsed.port)
+    # Optuna joins host and port with a colon, so an IPv6 host needs its brackets.
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = BufferingGrpcProxy(
+            host=host, port=parsed.port, shown_url=redact_url(url), outage_timeout=outage_timeout
+        )
+    # A proxy may answer and then go away before its heartbeat settings are read (killed
+    # or restarting): a worker keeps trying, the whole sequence, until its deadline.
+    limit = outage_timeout if wait else min(GRPC_CONNECT_TIMEOUT_S, outage_timeout)
+    deadline = time.monotonic() + limit
+    warned = False
+    while True:
+        try:
+            left = deadline - time.monotonic()
+            proxy.wait_server_ready(timeout=max(min(GRPC_CONNECT_TIMEOUT_S, left), 0.1))
+            proxy.fetch_heartbeat_settings()
+            return proxy
+        except ConnectionError:
+            if wait and not warned:
+                _logger.warning(
+                    "cannot reach the gRPC storage proxy at %s yet; waiting up to %g s for it",
+                    address,
+                    outage_timeout,
+                )
+                warned = True
+            if not wait or time.monotonic() >= deadline:
+                proxy.close()
+                waited = outage_timeout if wait else GRPC_CONNECT_TIMEOUT_S
+                raise StorageError(
+                    f"cannot reach the gRPC storage proxy at {address} (storage "
+                    f"{redact_url(url)}) within {waited:g} s: is `nas-study serve-storage` "
+                    "running there?"
+                ) from None

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from storage._engine import WORKER_POOL_SIZE, database_errors, engine_kwargs
 from storage._errors import StorageError, StorageUnavailableError
-from storage._grpc import open_grpc_proxy
+from storage._grpc import require_grpc
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._retry import RetryingRDBStorage
@@ -79,6 +79,9 @@ def open_storage(
         raise StorageError(f"--outage-timeout {outage_timeout}: must be a positive number")
     parsed = parse_storage_url(url)
     if parsed.get_backend_name() == "grpc":
+        require_grpc(url)
+        from storage._grpc_writes import open_grpc_proxy  # imports grpc
+
         return open_grpc_proxy(url, parsed, outage_timeout=outage_timeout, wait=wait)
     if parsed.get_backend_name() == "sqlite":  # a file: nothing to wait for
         return open_rdb_storage(

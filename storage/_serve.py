@@ -24,7 +24,7 @@ from storage._grpc import HEARTBEAT_SERVICE, grpc_address, require_grpc
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._open import open_rdb_storage, wait_for_storage
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
-from storage._trial_cache import proxy_cached_storage
+from storage._proxy_cache import proxy_cached_storage
 from storage._trial_writes import writes_from_json
 from storage._url import DEFAULT_GRPC_PORT, parse_storage_url, redact_url
 from storage.optuna_compat import backend_of, make_grpc_server
