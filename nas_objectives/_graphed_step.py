@@ -1,9 +1,10 @@
 """The training step: run eagerly, or captured once as a CUDA graph and replayed.
 
 Small models are launch-bound on a big GPU. An eager step of an MLP 784-256-128-10 is
-about 30 kernel launches (bf16 casts, three linears, the loss, their backward, the fused
+some 30 kernel launches (bf16 casts, three linears, the loss, their backward, the fused
 optimizer) and a few hundred microseconds of Python, for a few microseconds of GPU work
-each. Within a trial every step has the same shapes, so the whole step (zeroing the
+each (counted from the step's operations; ``benchmarks/gpu_checks.py`` measures what
+capture saves). Within a trial every step has the same shapes, so the whole step (zeroing the
 gradients, forward, loss, backward, optimizer step) is captured once as a CUDA graph
 (PyTorch's "whole network capture") and each later step is three launches: the batch
 copied into the graph's input, the learning rate, and the replay.
