@@ -65,7 +65,7 @@ def writes_to_json(
 ) -> dict[str, Any]:
     """``writes`` (and an end) as JSON-ready data: what a worker sends the gRPC proxy's
     ``WriteTrial``. The study's known distributions are not sent: the proxy checks the
-    parameters against its database."""
+    parameters against those its cache knows, else against its database."""
     return {
         "params": {
             name: [value, optuna.distributions.distribution_to_json(dist)]
