@@ -4,8 +4,27 @@ Run once on a lent GPU (an H200), in about five and a half minutes:
 
     python -m benchmarks.gpu_checks --out-dir "$OUT"
 
-and on a CPU, in tiny sizes, in well under a minute (what ``tests/test_gpu_checks.py``
-runs; also the mode chosen when CUDA is absent):
+The lent machine has Python 3.12 with torch, torchvision, scikit-learn and grpcio, but not
+optuna, SQLAlchemy, alembic, colorlog, Mako, greenlet or plotly, and fetches nothing. So
+first, here, in the repository root (``.whl/`` is ignored; about 16 MB):
+
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+        optuna==5.1.0 SQLAlchemy==2.1.9 alembic==1.20.1 colorlog==6.12.0 Mako==1.4.3 \
+        greenlet==3.5.6 plotly==7.1.0
+
+then one device run with ``carry=[".whl"]`` and ``timeout_s`` 400:
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 \
+        && python3 -m benchmarks.gpu_checks --out-dir "$OUT"
+
+(Checked here only by importing every module the run needs with imports outside that
+package list refused; the run itself has not met a device yet.)
+
+On a CPU, in tiny sizes, in about a minute (what ``tests/test_gpu_checks.py`` runs; also
+the mode chosen when CUDA is absent):
 
     python -m benchmarks.gpu_checks --smoke --device cpu --out-dir /tmp/gpu-checks
 
