@@ -1,4 +1,4 @@
-"""Every GPU check and benchmark of issue 14 in one command, within a time budget (JSON).
+r"""Every GPU check and benchmark of issue 14 in one command, within a time budget (JSON).
 
 Run once on a lent GPU (an H200), in about five and a half minutes:
 
