@@ -39,7 +39,13 @@ from storage._grpc import GRPC_CONNECT_TIMEOUT_S, grpc_address, require_grpc
 from storage._grpc_client import _TRANSIENT_CODES, HeartbeatGrpcProxy
 from storage._once import tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
-from storage._trial_writes import TrialWrites, apply_writes, merge_writes, writes_to_json
+from storage._trial_writes import (
+    KeptWrites,
+    TrialWrites,
+    apply_writes,
+    store_kept,
+    writes_to_json,
+)
 from storage._url import redact_url
 
 _logger = logging.getLogger(__name__)
@@ -54,35 +60,35 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
         super().__init__(**kwargs)
         self._keep = False
         self._has_write_call = True  # until the proxy answers that it has no WriteTrial
-        self._pending: dict[int, TrialWrites] = {}
-        self._pending_lock = threading.Lock()
+        self._kept: dict[int, KeptWrites] = {}
+        self._kept_lock = threading.Lock()
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
-        state.pop("_pending_lock", None)
+        state.pop("_kept_lock", None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self._pending_lock = threading.Lock()
+        self._kept_lock = threading.Lock()
 
     def keep_trial_writes(self) -> BufferingGrpcProxy:
         """Keep the writes of the trials this process runs from now on; returns ``self``."""
         self._keep = True
         return self
 
-    def _own(self, trial_id: int) -> TrialWrites | None:
-        with self._pending_lock:
-            return self._pending.get(trial_id)
+    def _own(self, trial_id: int) -> KeptWrites | None:
+        with self._kept_lock:
+            return self._kept.get(trial_id)
 
     def _run_here(self, trial_id: int) -> None:
         if self._keep:
-            with self._pending_lock:
-                self._pending[trial_id] = TrialWrites()
+            with self._kept_lock:
+                self._kept[trial_id] = KeptWrites()
 
     def _ended(self, trial_id: int) -> None:
-        with self._pending_lock:
-            self._pending.pop(trial_id, None)
+        with self._kept_lock:
+            self._kept.pop(trial_id, None)
 
     # Trials this process runs: created running, or claimed from the queue.
 
@@ -95,8 +101,8 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        pending = self._own(trial_id)
-        if pending is None or not state.is_finished():
+        kept = self._own(trial_id)
+        if kept is None or not state.is_finished():
             done = super().set_trial_state_values(trial_id, state, values)
             if done and state == TrialState.RUNNING:
                 self._run_here(trial_id)
@@ -104,7 +110,7 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
                 self._ended(trial_id)
             return done
         try:
-            return self._send(trial_id, pending, state, values)
+            return self._send(trial_id, kept.pending, state, values)
         finally:
             self._ended(trial_id)
 
@@ -113,27 +119,13 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
         self._flush(trial_id, TrialWrites())
 
     def _flush(self, trial_id: int, extra: TrialWrites) -> None:
-        with self._pending_lock:
-            pending = self._pending.get(trial_id)
-            if pending is None:
-                writes = extra
-            else:
-                writes, self._pending[trial_id] = pending, TrialWrites()
-                merge_writes(writes, extra)
-        if not writes:
-            return
-        try:
-            self._send(trial_id, writes)
-        except UpdateFinishedTrialError:
-            self._ended(trial_id)  # declared dead: not this process's any more
-            raise
-        except BaseException:
-            if pending is not None:  # kept for the next attempt, before the newer writes
-                with self._pending_lock:
-                    newer = self._pending.get(trial_id, TrialWrites())
-                    merge_writes(writes, newer)
-                    self._pending[trial_id] = writes
-            raise
+        store_kept(
+            self._own(trial_id),
+            extra,
+            self._kept_lock,
+            lambda writes: self._send(trial_id, writes),
+            lambda: self._ended(trial_id),
+        )
 
     def _send(
         self,
@@ -203,10 +195,10 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
         param_value_internal: float,
         distribution: BaseDistribution,
     ) -> None:
-        with self._pending_lock:
-            pending = self._pending.get(trial_id)
-            if pending is not None:
-                pending.params[param_name] = (param_value_internal, distribution, None)
+        with self._kept_lock:
+            kept = self._kept.get(trial_id)
+            if kept is not None:
+                kept.pending.params[param_name] = (param_value_internal, distribution, None)
                 return
         super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
 
@@ -214,18 +206,18 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
         self.set_trial_user_attrs(trial_id, {key: value})
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
-        with self._pending_lock:
-            pending = self._pending.get(trial_id)
-            if pending is not None:
-                pending.user_attrs.update(attrs)
+        with self._kept_lock:
+            kept = self._kept.get(trial_id)
+            if kept is not None:
+                kept.pending.user_attrs.update(attrs)
                 return
         super().set_trial_user_attrs(trial_id, attrs)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        with self._pending_lock:
-            pending = self._pending.get(trial_id)
-            if pending is not None:
-                pending.system_attrs[key] = value
+        with self._kept_lock:
+            kept = self._kept.get(trial_id)
+            if kept is not None:
+                kept.pending.system_attrs[key] = value
                 return
         super().set_trial_system_attr(trial_id, key, value)
 
@@ -239,10 +231,10 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         trial = super().get_trial(trial_id)
-        with self._pending_lock:
-            pending = self._pending.get(trial_id)
-            if pending and trial.state == TrialState.RUNNING:
-                apply_writes(trial, pending)
+        with self._kept_lock:
+            kept = self._kept.get(trial_id)
+            if kept is not None and kept.pending and trial.state == TrialState.RUNNING:
+                apply_writes(trial, kept.pending)
         return trial
 
 

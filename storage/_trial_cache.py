@@ -16,28 +16,33 @@ from typing import Any, cast
 
 import optuna
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.trial import FrozenTrial, TrialState
 
-from storage._trial_writes import TrialWrites, apply_writes, merge_writes, trial_ids_to_read
+from storage._trial_writes import (
+    KeptWrites,
+    TrialWrites,
+    apply_writes,
+    store_kept,
+    trial_ids_to_read,
+)
 
 #: Least seconds between two stale-trial checks of one study by one worker process. Optuna
 #: checks before every trial; a dead trial is found at most this much later.
 STALE_CHECK_EVERY_S = 1.0
 
 
-class _OwnTrial:
+class _OwnTrial(KeptWrites):
     """A trial this process runs: what it knows the stored trial to be (``view``, with its
     own writes applied) and the writes not stored yet (``pending``)."""
 
-    __slots__ = ("pending", "view", "view_is_fresh")
+    __slots__ = ("view", "view_is_fresh")
 
     def __init__(self, view: FrozenTrial | None) -> None:
+        super().__init__()
         self.view = view
         # The view was taken as the trial was created: nobody else can have written yet.
         self.view_is_fresh = view is not None
-        self.pending = TrialWrites()
 
 
 class WorkerCachedStorage(_CachedStorage):
@@ -169,26 +174,16 @@ class WorkerCachedStorage(_CachedStorage):
     def _store(self, trial_id: int, extra: TrialWrites) -> None:
         with self._own_lock:
             own = self._own.get(trial_id)
-        if own is None:
-            writes = extra
-        else:
-            writes, own.pending = own.pending, TrialWrites()
-            writes.intermediate_values.update(extra.intermediate_values)
-        if not writes:
-            return
-        try:
-            self._write_trial(trial_id, writes)
-        except UpdateFinishedTrialError:
+
+        def dead() -> None:
             with self._own_lock:
-                self._own.pop(trial_id, None)  # declared dead: not this process's any more
-            raise
-        except BaseException:
-            if own is not None:  # kept for the next attempt, before the newer writes
-                with self._own_lock:
-                    newer, own.pending = own.pending, writes
-                merge_writes(own.pending, newer)
-            raise
-        self._remember_distributions(trial_id, writes)
+                self._own.pop(trial_id, None)
+
+        stored = store_kept(
+            own, extra, self._own_lock, lambda w: self._write_trial(trial_id, w), dead
+        )
+        if stored is not None:
+            self._remember_distributions(trial_id, stored)
 
     def _remember_distributions(self, trial_id: int, writes: TrialWrites) -> None:
         """Keep the distributions just stored, as Optuna's cache does, so the next trial's

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._rdb import models as _models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
@@ -58,6 +60,52 @@ def merge_writes(older: TrialWrites, newer: TrialWrites) -> None:
     older.user_attrs.update(newer.user_attrs)
     older.system_attrs.update(newer.system_attrs)
     older.intermediate_values.update(newer.intermediate_values)
+
+
+class KeptWrites:
+    """The writes to one trial this process runs that are not stored yet (``pending``)."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = TrialWrites()
+
+
+def store_kept(
+    kept: KeptWrites | None,
+    extra: TrialWrites,
+    lock: threading.Lock,
+    store: Callable[[TrialWrites], object],
+    on_dead: Callable[[], None],
+) -> TrialWrites | None:
+    """Store ``kept``'s pending writes and ``extra`` together with ``store``; return what
+    was stored (None if there was nothing). ``lock`` guards ``kept.pending``.
+
+    A trial found declared dead (``UpdateFinishedTrialError``) calls ``on_dead`` (it is not
+    this process's any more); after any other failure the writes are kept again, before
+    those made meanwhile, for the next attempt. What a worker's database cache and its
+    gRPC client share.
+    """
+    if kept is None:
+        writes = extra
+    else:
+        with lock:
+            writes, kept.pending = kept.pending, TrialWrites()
+        merge_writes(writes, extra)
+    if not writes:
+        return None
+    try:
+        store(writes)
+    except UpdateFinishedTrialError:
+        on_dead()
+        raise
+    except BaseException:
+        if kept is not None:
+            with lock:
+                newer, kept.pending = kept.pending, writes
+                merge_writes(kept.pending, newer)
+        raise
+    return writes
 
 
 def writes_to_json(
