@@ -16,14 +16,18 @@ from typing import Any
 
 import optuna
 import pytest
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import StorageError, open_storage, worker_cached_storage
 from storage._grpc_writes import BufferingGrpcProxy
 from storage.optuna_compat import publish, trial_id
 from tests.storage.conftest import delete_study_if_present, wait_until
-from tests.storage.test_worker_cache import _a_trial, _stored, moves_unpublished_writes_to_the_copy
+from tests.storage.test_worker_cache import (
+    _a_trial,
+    _stored,
+    a_write_to_a_dead_trial_raises_and_stores_nothing,
+    moves_unpublished_writes_to_the_copy,
+)
 
 _SERVERS = {
     "nas-study": "from storage import serve_storage; serve_storage({url!r}, port={port})",
@@ -186,14 +190,9 @@ def test_writes_wait_for_publish_a_report_or_the_end_in_one_call_each(
 def test_a_write_to_a_trial_declared_dead_raises_and_stores_nothing(
     proxy: str, storage_url: str, unique_name: str
 ) -> None:
-    study = _studies(proxy, unique_name)["worker"]
-    trial = study.ask()
-    trial.suggest_float("x", 0.0, 1.0)
-    direct = open_storage(storage_url, heartbeat=None)
-    assert direct.set_trial_state_values(trial_id(trial), TrialState.FAIL)
-    with pytest.raises(UpdateFinishedTrialError):
-        publish(trial)
-    assert direct.get_trial(trial_id(trial)).params == {}
+    a_write_to_a_dead_trial_raises_and_stores_nothing(
+        _studies(proxy, unique_name)["worker"], storage_url
+    )
 
 
 def test_a_parameter_the_study_contradicts_is_refused_when_sent(

@@ -190,10 +190,17 @@ def test_writes_wait_for_publish_a_report_or_the_end_in_one_transaction_each(
 def test_a_write_to_a_trial_declared_dead_raises_and_stores_nothing(
     storage_url: str, unique_name: str
 ) -> None:
-    study = _worker_study(storage_url, unique_name)
+    a_write_to_a_dead_trial_raises_and_stores_nothing(
+        _worker_study(storage_url, unique_name), storage_url
+    )
+
+
+def a_write_to_a_dead_trial_raises_and_stores_nothing(study: optuna.Study, url: str) -> None:
+    """A trial declared dead by another process before its writes were stored: storing
+    them raises, and the database holds none of them. Shared with the gRPC proxy's test."""
     trial = study.ask()
     trial.suggest_float("x", 0.0, 1.0)
-    other = open_storage(storage_url, heartbeat=None)
+    other = open_storage(url, heartbeat=None)
     assert other.set_trial_state_values(trial_id(trial), TrialState.FAIL)
     with pytest.raises(UpdateFinishedTrialError):
         publish(trial)
