@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import optuna
 import psycopg
 import pytest
 from optuna.storages import RDBStorage
 
-from storage import DEFAULT_HEARTBEAT, HeartbeatSettings, open_storage
+from storage import DEFAULT_HEARTBEAT, HeartbeatSettings, StorageError, open_storage
 from tests.conftest import POSTGRES_URL
 
 #: The MariaDB server of this machine; a database ``test`` that root may use without password.
@@ -28,6 +31,29 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
         if time.monotonic() > deadline:
             pytest.fail(f"waited {timeout} s for {what}")
         time.sleep(0.05)  # pacing between polls, not synchronisation
+
+
+def open_when_answering(
+    url: str,
+    server: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    **kwargs: Any,
+) -> optuna.storages.BaseStorage:
+    """``open_storage(url, **kwargs)`` once the proxy at ``url`` answers, polled for up to
+    60 s; fails at once, with ``log``, if the proxy's process ``server`` has exited."""
+    opened: list[optuna.storages.BaseStorage] = []
+
+    def answers() -> bool:
+        if server is not None:
+            assert server.poll() is None, log.read_text() if log is not None else server.args
+        try:
+            opened.append(open_storage(url, **kwargs))
+        except StorageError:
+            return False
+        return True
+
+    wait_until(answers, timeout=60, what=f"the proxy at {url}")
+    return opened[0]
 
 
 def delete_study_if_present(url: str, name: str) -> None:

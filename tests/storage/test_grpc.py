@@ -19,7 +19,7 @@ from storage import (
     serve_storage,
 )
 from storage.optuna_compat import set_user_attrs
-from tests.storage.conftest import wait_until
+from tests.storage.conftest import open_when_answering
 
 
 @pytest.fixture
@@ -42,18 +42,7 @@ def test_study_runs_through_the_grpc_proxy_into_the_database(
     proxy: tuple[str, subprocess.Popen[bytes]], storage_url: str, unique_name: str, tmp_path: Path
 ) -> None:
     grpc_url, server = proxy
-    opened: list[optuna.storages.BaseStorage] = []
-
-    def proxy_answers() -> bool:
-        assert server.poll() is None, (tmp_path / "server.log").read_text()
-        try:
-            opened.append(open_storage(grpc_url))
-        except StorageError:
-            return False
-        return True
-
-    wait_until(proxy_answers, timeout=60, what=f"the proxy at {grpc_url}")
-    client = opened[0]
+    client = open_when_answering(grpc_url, server, tmp_path / "server.log")
     assert isinstance(client, optuna.storages.GrpcStorageProxy)
 
     study = optuna.create_study(storage=client, study_name=unique_name)

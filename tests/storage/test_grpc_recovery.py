@@ -17,11 +17,10 @@ import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from storage import StorageError, open_storage
 from storage._grpc_client import HeartbeatGrpcProxy
 from storage.optuna_compat import heartbeat_thread, is_heartbeat_enabled
 from tests.conftest import POSTGRES_URL
-from tests.storage.conftest import wait_until
+from tests.storage.conftest import open_when_answering, wait_until
 
 SPACE: dict[str, BaseDistribution] = {"x": FloatDistribution(0, 1)}
 
@@ -70,18 +69,8 @@ def proxy(free_port: int, tmp_path: Path, unique_name: str) -> Iterator[Proxy]:
 
 
 def _client(proxy: Proxy) -> optuna.storages.BaseStorage:
-    opened: list[optuna.storages.BaseStorage] = []
-
-    def answers() -> bool:
-        assert proxy.proc is not None and proxy.proc.poll() is None, proxy.log.read_text()
-        try:
-            opened.append(open_storage(proxy.url, outage_timeout=60))
-        except StorageError:
-            return False
-        return True
-
-    wait_until(answers, timeout=60, what=f"the proxy at {proxy.url}")
-    return opened[0]
+    assert proxy.proc is not None
+    return open_when_answering(proxy.url, proxy.proc, proxy.log, outage_timeout=60)
 
 
 def test_workers_beat_through_the_proxy_which_fails_the_dead_and_queues_copies(

@@ -18,10 +18,10 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import StorageError, open_storage, worker_cached_storage
+from storage import open_storage, worker_cached_storage
 from storage._grpc_writes import BufferingGrpcProxy
 from storage.optuna_compat import publish, trial_id
-from tests.storage.conftest import delete_study_if_present, wait_until
+from tests.storage.conftest import delete_study_if_present, open_when_answering
 from tests.storage.test_worker_cache import (
     _a_trial,
     _stored,
@@ -64,24 +64,10 @@ def _running(server: subprocess.Popen[bytes], port: int) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def _client(url: str) -> optuna.storages.BaseStorage:
-    opened: list[optuna.storages.BaseStorage] = []
-
-    def answers() -> bool:
-        try:
-            opened.append(open_storage(url))
-        except StorageError:
-            return False
-        return True
-
-    wait_until(answers, timeout=60, what=f"the proxy at {url}")
-    return opened[0]
-
-
 def _studies(url: str, name: str) -> dict[str, optuna.Study]:
-    worker = worker_cached_storage(_client(url))
+    worker = worker_cached_storage(open_when_answering(url))
     assert isinstance(worker, BufferingGrpcProxy)
-    plain = _client(url)  # the same client class, writes not kept: Optuna's calls
+    plain = open_when_answering(url)  # the same client class, writes not kept: Optuna's calls
     return {
         side: optuna.create_study(
             storage=storage,
