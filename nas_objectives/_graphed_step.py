@@ -6,8 +6,9 @@ optimizer) and a few hundred microseconds of Python, for a few microseconds of G
 each (counted from the step's operations; ``benchmarks/gpu_checks.py`` measures what
 capture saves). Within a trial every step has the same shapes, so the whole step (zeroing the
 gradients, forward, loss, backward, optimizer step) is captured once as a CUDA graph
-(PyTorch's "whole network capture") and each later step is three launches: the batch
-copied into the graph's input, the learning rate, and the replay.
+(PyTorch's "whole network capture") and each later step is a few launches: the batch
+and its labels copied into the graph's inputs, the learning rate where the schedule moved
+it, and the replay.
 
 How it stays the same training as the eager step:
 - The first :data:`WARMUP_STEPS` steps run eagerly on a side stream, as PyTorch's recipe
@@ -81,6 +82,8 @@ class HostSchedule:
 class EagerStep:
     """One optimizer step a call, as PyTorch runs it: the CPU path, and the default."""
 
+    #: What :attr:`TrainResult.train_step` reports (``train`` says why, where CUDA graphs
+    #: were asked for on another device).
     train_step = "eager"
 
     def __init__(
@@ -151,6 +154,7 @@ class GraphedStep:
         self.device = next(model.parameters()).device
         self.model, self.loss_fn, self.memory_format = model, loss_fn, memory_format
         self.lr = torch.tensor(float(settings.lr), device=self.device)
+        self._lr_set = float(settings.lr)  # what self.lr holds
         self.optimizer = make_optimizer(model, settings, lr=self.lr, capturable=True)
         self._schedule = HostSchedule(settings, make_scheduler, total_steps)
         self._graphs: dict[int, _Graph] = {}
@@ -185,8 +189,12 @@ class GraphedStep:
         return graph(xb, yb)
 
     def _set_lr(self) -> None:
-        """This step's learning rate into the tensor the optimizer reads."""
-        self.lr.fill_(self._schedule.next_lr())  # a host scalar: no sync
+        """This step's learning rate into the tensor the optimizer reads, when it changed
+        (a constant schedule costs no launch a step)."""
+        lr = self._schedule.next_lr()
+        if lr != self._lr_set:
+            self.lr.fill_(lr)  # a host scalar: no sync
+            self._lr_set = lr
 
     def _eager(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         if self.memory_format is not None:

@@ -232,6 +232,8 @@ def train(
         optimizer = make_optimizer(model, settings)
         scheduler = make_scheduler(optimizer, settings, steps * epochs)
         step = EagerStep(model, optimizer, scheduler, loss_fn, device, memory_format)
+        if cuda_graphs:
+            step.train_step = f"eager (cuda graphs need CUDA; the device is {device})"
     # A generator of its own, so the batch order does not depend on the augmentation.
     aug_gen = torch.Generator(device=device).manual_seed(seed + _AUGMENT_SEED_OFFSET)
     result = TrainResult()
@@ -257,8 +259,6 @@ def train(
             result.history.append(ep)
             result.train_seconds = time.perf_counter() - start
             result.train_step = step.train_step
-            if cuda_graphs and device.type != "cuda":
-                result.train_step = f"eager (cuda graphs need CUDA; the device is {device})"
             if on_epoch is not None:
                 on_epoch(ep)
     return result
