@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
     return value
+
+
+def reproduce(module: str, argv: Sequence[str] | None = None) -> str:
+    """The command line that reproduces a run: ``python -m MODULE`` and its arguments
+    (``argv``, or this process's own), run from the repository root.
+
+    Example:
+        >>> reproduce("benchmarks.chaos", ["--duration", "60"])
+        'python -m benchmarks.chaos --duration 60'
+    """
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:

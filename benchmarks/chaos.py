@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._chaos import ChaosConfig, run_chaos
-from benchmarks._common import positive_int, write_report
+from benchmarks._common import positive_int, reproduce, write_report
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -42,7 +42,7 @@ def _span(text: str) -> tuple[float, float]:
     return pair
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of faults")
     parser.add_argument("--modes", nargs="+", default=["postgres", "proxy"])
@@ -52,7 +52,11 @@ def main() -> None:
     parser.add_argument("--kill-every", type=_span, default=(10.0, 60.0))
     parser.add_argument("--freeze-every", type=_span, default=(40.0, 90.0))
     parser.add_argument("--db-restart-every", type=_span, default=(60.0, 150.0))
+    parser.add_argument("--db-down", type=_span, default=(1.0, 8.0), help="seconds down")
     parser.add_argument("--proxy-restart-every", type=_span, default=(45.0, 120.0))
+    parser.add_argument(
+        "--drain-timeout", type=float, default=300.0, help="seconds for the workers to finish"
+    )
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument(
         "--cluster",
@@ -62,7 +66,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-study", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/chaos.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # About one trial per 2.5 worker-seconds on this 2-core machine, so the faults run for
     # the whole duration; the workers drain what is left after it.
@@ -81,16 +85,18 @@ def main() -> None:
                 kill_every=args.kill_every,
                 freeze_every=args.freeze_every,
                 db_restart_every=args.db_restart_every,
+                db_down=args.db_down,
                 proxy_restart_every=args.proxy_restart_every,
+                drain_timeout=args.drain_timeout,
                 seed=args.seed,
                 keep_study=args.keep_study,
                 cluster=args.cluster,
             )
             reports[mode] = run_chaos(cfg)
-    command = "python -m benchmarks.chaos " + " ".join(
-        [f"--duration {args.duration:g}", "--modes", *args.modes, f"--workers {args.workers}"]
+    write_report(
+        {"command": reproduce("benchmarks.chaos", argv), "budget": budget, "modes": reports},
+        args.out,
     )
-    write_report({"command": command, "budget": budget, "modes": reports}, args.out)
 
 
 if __name__ == "__main__":

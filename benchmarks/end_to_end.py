@@ -24,8 +24,8 @@ final hypervolume for nas-study).
 
 Run::
 
-    python benchmarks/end_to_end.py                       # 60 trials x 15 epochs, 2 seeds
-    python benchmarks/end_to_end.py --trials 3 --epochs 1 --seeds 1 --out /tmp/e2e.json
+    python -m benchmarks.end_to_end                       # 60 trials x 15 epochs, 2 seeds
+    python -m benchmarks.end_to_end --trials 3 --epochs 1 --seeds 1 --out /tmp/e2e.json
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import argparse
 import itertools
 import math
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -44,16 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+import torch
+
+from benchmarks._common import positive_int, reproduce, write_report
+from nas_objectives import record
+from studies.pareto import hypervolume as hypervolume_of
+from studies.pareto import pareto_ranks
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import optuna  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from nas_objectives import record  # noqa: E402
-from studies.pareto import hypervolume as hypervolume_of  # noqa: E402
-from studies.pareto import pareto_ranks  # noqa: E402
 
 STUDY = "digits-mlp"
 SIDES = ("script", "nas")
@@ -279,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ratio = summary["accuracy_0"]["ratio_nas_reach_over_script_wall"]
     report: dict[str, Any] = {
         "benchmark": "end_to_end",
-        "command": shlex.join(["python", "benchmarks/end_to_end.py", *given]),
+        "command": reproduce("benchmarks.end_to_end", given),
         "study": STUDY,
         "baseline": "benchmarks/_end_to_end/handwritten.py (optuna-examples style)",
         "trials": args.trials,

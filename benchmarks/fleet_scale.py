@@ -45,9 +45,9 @@ process, so their Python work shares one GIL, which a real fleet of machines doe
 during a run fails it. Studies get unique names and are deleted at the end.
 
 Run:
-    python benchmarks/fleet_scale.py                     # about 7 min on 2 busy cores
-    python benchmarks/fleet_scale.py --quick             # about 1 min
-    python benchmarks/fleet_scale.py --workers 64 --trials-per-worker 6 --sizes
+    python -m benchmarks.fleet_scale                     # about 7 min on 2 busy cores
+    python -m benchmarks.fleet_scale --quick             # about 1 min
+    python -m benchmarks.fleet_scale --workers 64 --trials-per-worker 6 --sizes
 
 The JSON result is printed and written to ``--out``
 (default ``benchmarks/results/fleet_scale.json``).
@@ -60,7 +60,6 @@ import dataclasses
 import inspect
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -70,19 +69,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import optuna
+import sqlalchemy
+
+from benchmarks._common import positive_int, reproduce, write_report
+from benchmarks._fleet.cpu import DatabaseCpu
+from benchmarks._fleet.fleet import FleetConfig, run_fleet
+from benchmarks._fleet.objective import EPOCHS, SPACE
+from benchmarks._fleet.populate import count_states, delete_study, populate
+from benchmarks._fleet.proxy import Proxy, profile_tables
+from benchmarks._fleet.report import budget_done, goals, summarize, where_time_goes
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import optuna  # noqa: E402
-import sqlalchemy  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from benchmarks._fleet.cpu import DatabaseCpu  # noqa: E402
-from benchmarks._fleet.fleet import FleetConfig, run_fleet  # noqa: E402
-from benchmarks._fleet.objective import EPOCHS, SPACE  # noqa: E402
-from benchmarks._fleet.populate import count_states, delete_study, populate  # noqa: E402
-from benchmarks._fleet.proxy import Proxy, profile_tables  # noqa: E402
-from benchmarks._fleet.report import budget_done, goals, summarize, where_time_goes  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "fleet_scale.json"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -315,9 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     met = goals(fleet, sizes)
     report: dict[str, Any] = {
         "benchmark": "fleet_scale",
-        "command": shlex.join(
-            ["python", "benchmarks/fleet_scale.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
+        "command": reproduce("benchmarks.fleet_scale", argv),
         "postgres_url": redact_url(args.postgres_url),
         "proxy": "nas-study serve-storage --port P (studies.cli.main, run by "
         "benchmarks/_fleet/proxy.py with counters), NAS_STUDY_STORAGE=the database",

@@ -65,7 +65,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shlex
 import signal
 import sys
 import tempfile
@@ -75,19 +74,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from benchmarks._gpu import oom  # noqa: E402
-from benchmarks._gpu.child import CheckFailedError, child_main, run_child  # noqa: E402
-from benchmarks._gpu.launch import workers_per_gpu  # noqa: E402
-from benchmarks._gpu.settings import ALLOWANCE_S, CHECKS, FAMILIES, SMOKE, Settings  # noqa: E402
-from benchmarks.train_throughput import _device_name, _pick_device  # noqa: E402
-from storage import redact_url  # noqa: E402
-from tests.dataset_files import write_mnist_like  # noqa: E402
+from benchmarks._common import positive_int, reproduce, write_report
+from benchmarks._gpu import oom
+from benchmarks._gpu.child import CheckFailedError, child_main, run_child
+from benchmarks._gpu.launch import workers_per_gpu
+from benchmarks._gpu.settings import ALLOWANCE_S, CHECKS, FAMILIES, SMOKE, Settings
+from benchmarks.train_throughput import _device_name, _pick_device
+from nas_objectives.testing import write_mnist_like
+from storage import redact_url
 
 REPORT_NAME = "gpu_checks.json"
 #: A check is not started with less than this left of the budget.
@@ -117,6 +113,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--launch-cuda-graphs", choices=("on", "off"), help="default: unset")
     parser.add_argument("--storage-url", help="the launches' storage (a SQLite file each)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--check-limit-s",
+        type=_positive_float,
+        help="a lower ceiling for each check's child process (default: its allowance)",
+    )
     parser.add_argument("--child", choices=CHECKS, help=argparse.SUPPRESS)
     parser.add_argument("--child-config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -219,7 +220,13 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_checks(run: Run, settings: Settings, chosen: list[str], folder: Path) -> None:
+def run_checks(
+    run: Run,
+    settings: Settings,
+    chosen: list[str],
+    folder: Path,
+    check_limit_s: float | None = None,
+) -> None:
     for name in CHECKS:
         if name not in chosen:
             run.record(name, {"status": "skipped", "reason": "not chosen (--checks)"}, 0.0)
@@ -248,7 +255,7 @@ def run_checks(run: Run, settings: Settings, chosen: list[str], folder: Path) ->
                 section = {"status": "ok", **oom.cuda_oom(settings)}
             else:
                 full_s, smoke_s = ALLOWANCE_S[name]
-                limit = min(smoke_s if settings.smoke else full_s, left)
+                limit = min(smoke_s if settings.smoke else full_s, left, check_limit_s or left)
                 section = {"status": "ok", **run_child(name, settings, limit, folder)}
         except CheckFailedError as exc:
             section = {"status": "error", "error": str(exc), "log_tail": exc.log_tail}
@@ -280,16 +287,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data_dir = args.data_dir or Path(tmp) / "data"
         settings = build_settings(args, device, data_dir)
         given = sys.argv[1:] if argv is None else argv
-        command = ["python", "-m", "benchmarks.gpu_checks", *given]
         head = {
             "benchmark": "gpu_checks",
-            "command": shlex.join(command),
+            "command": reproduce("benchmarks.gpu_checks", given),
             "mode": "smoke" if settings.smoke else "full",
             "mode_reason": "--smoke" if args.smoke else ("no CUDA" if settings.smoke else None),
             **environment(device),
             "settings": {
                 **settings.to_json(),
                 "storage_url": redact_url(args.storage_url) if args.storage_url else None,
+                "check_limit_s": args.check_limit_s,
             },
         }
         run = Run(args.out_dir / REPORT_NAME, args.budget_s, head)
@@ -303,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         run.save()
         try:
-            run_checks(run, settings, args.checks, Path(tmp))
+            run_checks(run, settings, args.checks, Path(tmp), args.check_limit_s)
         except KeyboardInterrupt as exc:
             run.report["interrupted"] = str(exc) or "KeyboardInterrupt"
             for name in CHECKS:

@@ -17,10 +17,10 @@ CPU seconds (``time.process_time``) rather than wall time: the machine may be sh
 
 Run::
 
-    python benchmarks/oneshot.py                         # about 10 min on 2 cores
-    python benchmarks/oneshot.py --epochs 4 --seeds 1 --candidates 2   # a quick look
-    python benchmarks/oneshot.py --epochs 6 --skip-comparison --reach 60 --reach-candidates 8
-    python benchmarks/oneshot.py --epoch-time cuda --epochs 3      # GPU: supernet epoch vs trial
+    python -m benchmarks.oneshot                         # about 10 min on 2 cores
+    python -m benchmarks.oneshot --epochs 4 --seeds 1 --candidates 2   # a quick look
+    python -m benchmarks.oneshot --epochs 6 --skip-comparison --reach 60 --reach-candidates 8
+    python -m benchmarks.oneshot --epoch-time cuda --epochs 3      # GPU: supernet epoch vs trial
 """
 
 from __future__ import annotations
@@ -35,21 +35,20 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import optuna
+import torch
+
+from benchmarks._common import positive_int, write_report
+from nas_objectives import Objective, load_dataset
+from nas_objectives._supernet import SearchSettings, search
+from storage.optuna_compat import study_storage
+from studies import ComponentSpec
+from studies.oneshot import macro_layout, run_oneshot
+from studies.pareto import hypervolume as hypervolume_of
+from studies.run import RunOptions, open_study, run_study
+from studies.spec import resolve_spec
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-import optuna  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from nas_objectives import Objective, load_dataset  # noqa: E402
-from nas_objectives._supernet import SearchSettings, search  # noqa: E402
-from storage.optuna_compat import study_storage  # noqa: E402
-from studies import ComponentSpec  # noqa: E402
-from studies.oneshot import macro_layout, run_oneshot  # noqa: E402
-from studies.pareto import hypervolume as hypervolume_of  # noqa: E402
-from studies.run import RunOptions, open_study, run_study  # noqa: E402
-from studies.spec import resolve_spec  # noqa: E402
 
 STUDY = "digits-cell"
 PARAMETER_FREE = ("skip_connect", "avg_pool_3x3", "max_pool_3x3", "none")

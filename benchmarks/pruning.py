@@ -78,9 +78,9 @@ every epoch), and ``decision_ms_*`` times one such decision, replayed once per t
 epoch 1 on the run's final storage (so against all its other trials).
 
 Run:
-    python benchmarks/pruning.py                             # 40 trials x 3 seeds, ~3 min
-    python benchmarks/pruning.py --trials 20 --seeds 1       # a quick look
-    python benchmarks/pruning.py --configs none pareto_rank --out /tmp/p.json
+    python -m benchmarks.pruning                             # 40 trials x 3 seeds, ~3 min
+    python -m benchmarks.pruning --trials 20 --seeds 1       # a quick look
+    python -m benchmarks.pruning --configs none pareto_rank --out /tmp/p.json
 
 The JSON result is printed and written to ``--out`` (default
 ``benchmarks/results/pruning.json``); progress and a summary table go to stderr. This script
@@ -120,16 +120,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import optuna
+import torch
+from optuna.trial import FrozenTrial
 
-import optuna  # noqa: E402
-import torch  # noqa: E402
-from optuna.trial import FrozenTrial  # noqa: E402
-
-import studies  # noqa: E402
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from benchmarks._pruning.configs import (  # noqa: E402
+import studies
+from benchmarks._common import positive_int, write_report
+from benchmarks._pruning.configs import (
     CONFIGS,
     OUR_PRUNERS,
     STORAGE_URL,
@@ -138,8 +135,10 @@ from benchmarks._pruning.configs import (  # noqa: E402
     run_config,
     study_pruner,
 )
-from benchmarks._pruning.measures import decision_cost, measure, space_extremes  # noqa: E402
-from benchmarks._pruning.summary import summarise, table  # noqa: E402
+from benchmarks._pruning.measures import decision_cost, measure, space_extremes
+from benchmarks._pruning.summary import summarise, table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "pruning.json"
 

@@ -9,8 +9,8 @@ milliseconds, and, as the baseline measured in the same run, the time of the one
 read a decision makes (``study.get_trials``), so the pruner's own share is visible.
 
 Run:
-    python benchmarks/pruning_decisions.py                 # 2,000 trials, all storages
-    python benchmarks/pruning_decisions.py --storages sqlite --trials 500
+    python -m benchmarks.pruning_decisions                 # 2,000 trials, all storages
+    python -m benchmarks.pruning_decisions --storages sqlite --trials 500
 """
 
 from __future__ import annotations
@@ -19,23 +19,21 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Literal
 
+import optuna
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from benchmarks._common import positive_int, write_report
+from storage import open_storage
+from studies import build_mo_pruner
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import optuna  # noqa: E402
-from optuna.distributions import BaseDistribution, FloatDistribution  # noqa: E402
-from optuna.trial import TrialState, create_trial  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from storage import open_storage  # noqa: E402
-from studies import build_mo_pruner  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "NAS_STUDY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"

@@ -11,8 +11,8 @@ trials ("strict"). The baseline is random search, measured in the same run.
 
 Run::
 
-    python benchmarks/search_strategies.py                      # 5 seeds, about 8 min
-    python benchmarks/search_strategies.py --seeds 2 --strategies tpe random
+    python -m benchmarks.search_strategies                      # 5 seeds, about 8 min
+    python -m benchmarks.search_strategies --seeds 2 --strategies tpe random
 """
 
 from __future__ import annotations
@@ -27,15 +27,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import optuna
+import torch
+
+from benchmarks._common import positive_int, write_report
+from studies import ComponentSpec, resolve_spec, run_study
+from studies.pareto import hypervolume as hypervolume_of
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-import optuna  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from studies import ComponentSpec, resolve_spec, run_study  # noqa: E402
-from studies.pareto import hypervolume as hypervolume_of  # noqa: E402
 
 STUDY = "digits-mlp"
 BUDGETS = (20, 40, 60)

@@ -14,8 +14,8 @@ small MNIST (1,437 training images, about a sixth of the 8,000 a user saw fail),
 hardest case for a fixed epoch budget.
 
 Run:
-    python benchmarks/space_sanity.py                          # 24 trials per study
-    python benchmarks/space_sanity.py --trials 40 --studies mnist-cnn
+    python -m benchmarks.space_sanity                          # 24 trials per study
+    python -m benchmarks.space_sanity --trials 40 --studies mnist-cnn
 
 The JSON result is printed and written to ``--out``
 (default ``benchmarks/results/space_sanity.json``).
@@ -26,21 +26,19 @@ from __future__ import annotations
 import argparse
 import os
 import struct
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import optuna
+
+from benchmarks._common import positive_int, write_report
+from nas_objectives import Objective, load_dataset
+from studies.spec import resolve_spec
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from nas_objectives import Objective, load_dataset  # noqa: E402
-from studies.spec import resolve_spec  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "space_sanity.json"
 CHANCE_LINE = 0.5

@@ -67,9 +67,9 @@ state better. Plain Optuna does not retry a dropped connection, so run it agains
 database nobody restarts meanwhile (a test suite that terminates connections fails it).
 
 Run:
-    python benchmarks/storage_overhead.py                        # 2-3 min on 2 cores
-    python benchmarks/storage_overhead.py --trials 200 --processes 1,2
-    python benchmarks/storage_overhead.py --storages sqlite --out /tmp/sqlite.json
+    python -m benchmarks.storage_overhead                        # 2-3 min on 2 cores
+    python -m benchmarks.storage_overhead --trials 200 --processes 1,2
+    python -m benchmarks.storage_overhead --storages sqlite --out /tmp/sqlite.json
 
 The JSON result is printed and written to ``--out``
 (default ``benchmarks/results/storage_overhead.json``). This script holds the command line
@@ -93,14 +93,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import optuna
+
+from benchmarks._common import positive_int, write_report
+from benchmarks._storage_overhead.cases import Pool, delete_studies, run_storage
+from benchmarks._storage_overhead.worker import N_PARAMS, N_STEPS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import optuna  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from benchmarks._storage_overhead.cases import Pool, delete_studies, run_storage  # noqa: E402
-from benchmarks._storage_overhead.worker import N_PARAMS, N_STEPS  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "storage_overhead.json"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

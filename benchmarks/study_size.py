@@ -53,8 +53,8 @@ storage share is small and the sampler's stands alone.
 
 Run::
 
-    python benchmarks/study_size.py                       # about 7 minutes on 2 cores
-    python benchmarks/study_size.py --sizes 100 1000 --samplers tpe random --trials 10 \
+    python -m benchmarks.study_size                       # about 7 minutes on 2 cores
+    python -m benchmarks.study_size --sizes 100 1000 --samplers tpe random --trials 10 \
         --hv-settings --population-dir /tmp/study-size
 """
 
@@ -64,7 +64,6 @@ import argparse
 import dataclasses
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -75,26 +74,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import optuna
 import tomllib
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import optuna  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from benchmarks._study_size.cells import measure  # noqa: E402
-from benchmarks._study_size.stand_in import (  # noqa: E402
+from benchmarks._common import positive_int, reproduce, write_report
+from benchmarks._study_size.cells import measure
+from benchmarks._study_size.stand_in import (
     fresh_copy,
     populate_memory,
     populate_sqlite,
     source_trials,
 )
-from benchmarks._study_size.tabular_cost import hypervolume_cost  # noqa: E402
-from storage import open_storage  # noqa: E402
-from studies import ComponentSpec, StudySpec  # noqa: E402
-from studies.samplers import check_sampler_options  # noqa: E402
-from studies.spec import resolve_spec  # noqa: E402
+from benchmarks._study_size.tabular_cost import hypervolume_cost
+from storage import open_storage
+from studies import ComponentSpec, StudySpec
+from studies.samplers import check_sampler_options
+from studies.spec import resolve_spec
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "study_size.json"
 CATALOG_STUDY = "digits-mlp"
@@ -353,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     catalog_label = next((label for label, s in strategies.items() if s == catalog.sampler), "tpe")
     report: dict[str, Any] = {
         "benchmark": "study_size",
-        "command": shlex.join(["python", "benchmarks/study_size.py", *(argv or sys.argv[1:])]),
+        "command": reproduce("benchmarks.study_size", argv),
         "study": CATALOG_STUDY,
         "catalog_sampler": {"name": catalog.sampler.name, **dict(catalog.sampler.options)},
         "sizes": sizes,

@@ -31,9 +31,9 @@ multi-threaded kernels can slow down many times over (threads wait on each other
 compare runs at similar load, or pass ``--threads 1`` there.
 
 Run:
-    python benchmarks/train_throughput.py                      # batch 64, CPU or CUDA
-    python benchmarks/train_throughput.py --batch-size 256 --out /tmp/bs256.json
-    python benchmarks/train_throughput.py --epochs 3 --baseline-epochs 1 --device cuda
+    python -m benchmarks.train_throughput                      # batch 64, CPU or CUDA
+    python -m benchmarks.train_throughput --batch-size 256 --out /tmp/bs256.json
+    python -m benchmarks.train_throughput --epochs 3 --baseline-epochs 1 --device cuda
 
 The JSON result is printed and written to ``--out``
 (default ``benchmarks/results/train_throughput.json``).
@@ -44,24 +44,20 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import torch
+import torchvision
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from torchvision import transforms  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from nas_objectives import (  # noqa: E402
+from benchmarks._common import positive_int, write_report
+from nas_objectives import (
     EpochResult,
     Layout,
     OptimizerSettings,
@@ -70,7 +66,9 @@ from nas_objectives import (  # noqa: E402
     predict,
     train,
 )
-from tests.dataset_files import write_mnist_like  # noqa: E402
+from nas_objectives.testing import write_mnist_like
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 WIDTHS = (256, 128)
 LR = 1e-3

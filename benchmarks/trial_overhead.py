@@ -48,7 +48,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import positive_int, write_report
+from benchmarks._common import positive_int, reproduce, write_report
 from benchmarks._study_size.timing import Timers
 
 CASES = ("digits-mlp", "digits-mlp-pruned", "fashion-sized")
@@ -273,7 +273,7 @@ def main() -> None:
             subprocess.run(cmd, check=True, env=env)
             results[case] = _summary(json.loads(out.read_text()))
     report = {
-        "command": "python -m benchmarks.trial_overhead " + " ".join(sys.argv[1:]),
+        "command": reproduce("benchmarks.trial_overhead"),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cases": results,
         "goals": {

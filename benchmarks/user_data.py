@@ -30,8 +30,8 @@ Every figure is also given as a ratio against its baseline in the same run: (e)/
 there measures only the gather-into-a-buffer path; the copy's cost shows on a GPU.
 
 Run:
-    python benchmarks/user_data.py                         # 10,000 images, CPU or CUDA
-    python benchmarks/user_data.py --images 20000 --epochs 3 --device cuda
+    python -m benchmarks.user_data                         # 10,000 images, CPU or CUDA
+    python -m benchmarks.user_data --images 20000 --epochs 3 --device cuda
 
 The JSON result is printed and written to ``--out``
 (default ``benchmarks/results/user_data.json``).
@@ -42,22 +42,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from nas_objectives import (  # noqa: E402
+from benchmarks._common import positive_int, write_report
+from nas_objectives import (
     EpochResult,
     Layout,
     OptimizerSettings,
@@ -65,7 +61,9 @@ from nas_objectives import (  # noqa: E402
     load_dataset,
     train,
 )
-from nas_objectives._data_files import read_image_folder  # noqa: E402
+from nas_objectives._data_files import read_image_folder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "user_data.json"
 SIZE = 32

@@ -33,6 +33,9 @@ from studies.spec import spec_from_data
 TOLERANCE_BYTES = 128 * 2**20
 VAL_FRACTION = 0.1
 SMALL = {"channels_l0": 16, "batch_size": 256}
+#: Where there is no CUDA device, the plan is shown for this one: about an H200's memory,
+#: and Fashion-MNIST's training split at ``VAL_FRACTION``.
+SHOWN_FOR = {"total_memory_bytes": 150 * 10**9, "n_train_split": 54_000}
 
 
 def not_applicable(s: Settings) -> str | None:
@@ -83,11 +86,34 @@ def _spec(big: dict[str, int]) -> Any:
     )
 
 
+def plan(total_memory_bytes: int, n_train_split: int) -> dict[str, Any]:
+    """Both trials' parameters on a device of ``total_memory_bytes``, trial 0's activation,
+    and the study's space, which both trials must lie in to be enqueued."""
+    big = oversized(total_memory_bytes, n_train_split)
+    space = _spec(big).objective.space
+    return {
+        "total_memory_bytes": total_memory_bytes,
+        "n_train_split": n_train_split,
+        "trial0": big,
+        "trial1": SMALL,
+        "trial0_activation_bytes_estimate": (
+            largest_batch(n_train_split, big["batch_size"]) * big["channels_l0"] * 28 * 28 * 2
+        ),
+        "space": {
+            "channels": [space.model.width.low, space.model.width.high],
+            "batch_size": list(space.training.batch_size.options),
+        },
+    }
+
+
 def cuda_oom(s: Settings) -> dict[str, Any]:
-    """Run trial 0 (too big) and trial 1 (small) in this process; report what happened."""
+    """Run trial 0 (too big) and trial 1 (small) in this process; report what happened.
+
+    Without CUDA only the plan is reported, for a device of ``SHOWN_FOR``'s size.
+    """
     reason = not_applicable(s)
     if reason is not None:
-        return {"applicable": False, "reason": reason, "passed": None}
+        return {"applicable": False, "reason": reason, "passed": None, "plan": plan(**SHOWN_FOR)}
     device = torch.device("cuda")
     total = torch.cuda.get_device_properties(device).total_memory
     data = load_dataset(
@@ -98,7 +124,8 @@ def cuda_oom(s: Settings) -> dict[str, Any]:
         val_fraction=VAL_FRACTION,
         seed=s.seed,
     )
-    big = oversized(total, len(data.y_train))
+    planned = plan(total, len(data.y_train))
+    big = planned["trial0"]
     spec = _spec(big)
     with tempfile.TemporaryDirectory(prefix="gpu-checks-oom-") as tmp:
         storage = open_storage(f"sqlite:///{Path(tmp) / 'oom.db'}", heartbeat=None)
@@ -132,10 +159,9 @@ def cuda_oom(s: Settings) -> dict[str, Any]:
         "max_memory_allocated_through_trial0": peak_after_trial0,
         "tolerance_bytes": TOLERANCE_BYTES,
         "total_memory_bytes": total,
-        "trial0_activation_bytes_estimate": (
-            largest_batch(len(data.y_train), big["batch_size"]) * big["channels_l0"] * 28 * 28 * 2
-        ),
+        "trial0_activation_bytes_estimate": planned["trial0_activation_bytes_estimate"],
         "trials": len(trials),
+        "plan": planned,
     }
     passed = (
         facts["trial0_state"] == optuna.trial.TrialState.FAIL.name

@@ -103,14 +103,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Run with ``-c`` from the repository root, so ``storage`` is imported from there.
 SERVE = """
-import sys
-sys.path.insert(0, sys.argv[1])
-import warnings, optuna
+import sys, warnings, optuna
 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 from storage import serve_storage
-serve_storage(sys.argv[2], host=sys.argv[3], port=int(sys.argv[4]))
+serve_storage(sys.argv[1], host=sys.argv[2], port=int(sys.argv[3]))
 """
 
 
@@ -119,7 +118,7 @@ def grpc_proxy(database_url: str) -> Iterator[tuple[str, int]]:
     """``serve_storage(database_url)`` in a subprocess on a free port, until the end."""
     host, port = "127.0.0.1", free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(REPO_ROOT), database_url, host, str(port)],
+        [sys.executable, "-c", SERVE, database_url, host, str(port)],
         cwd=REPO_ROOT,
     )
     try:

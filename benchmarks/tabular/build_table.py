@@ -20,7 +20,7 @@ and removes the partial file.
 
 Run (about 4 CPU-minutes on one core)::
 
-    nohup nice python benchmarks/tabular/build_table.py &
+    nohup nice python -m benchmarks.tabular.build_table &
 """
 
 from __future__ import annotations
@@ -31,20 +31,15 @@ import gzip
 import io
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import optuna
+import torch
 
-import optuna  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.tabular._grid import config_key, enumerate_grid  # noqa: E402
-from nas_objectives import (  # noqa: E402
+from benchmarks.tabular._grid import config_key, enumerate_grid
+from nas_objectives import (
     NonFiniteLossError,
     build_model,
     count_flops,
@@ -54,7 +49,9 @@ from nas_objectives import (  # noqa: E402
     suggest,
     train,
 )
-from studies import StudySpec, load_spec  # noqa: E402
+from studies import StudySpec, load_spec
+
+HERE = Path(__file__).resolve().parent
 
 COLUMNS = (
     "config",

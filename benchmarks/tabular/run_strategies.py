@@ -36,9 +36,9 @@ reference points (``--plot``).
 
 Run::
 
-    python benchmarks/tabular/run_strategies.py --strategies gp --seeds 5   # in parts ...
-    python benchmarks/tabular/run_strategies.py --seeds-for gp=5            # ... then all
-    python benchmarks/tabular/run_strategies.py --strategies tpe random --seeds 2 --trials 25
+    python -m benchmarks.tabular.run_strategies --strategies gp --seeds 5   # in parts ...
+    python -m benchmarks.tabular.run_strategies --seeds-for gp=5            # ... then all
+    python -m benchmarks.tabular.run_strategies --strategies tpe random --seeds 2 --trials 25
 """
 
 from __future__ import annotations
@@ -49,20 +49,15 @@ import json
 import logging
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import numpy as np
+import optuna
 
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-
-from benchmarks._common import positive_int, write_report  # noqa: E402
-from benchmarks.tabular._table import (  # noqa: E402
+from benchmarks._common import positive_int, reproduce, write_report
+from benchmarks.tabular._table import (
     TABLE_PATH,
     RunTrace,
     Table,
@@ -76,7 +71,10 @@ from benchmarks.tabular._table import (  # noqa: E402
     summarize,
     summarize_reaching,
 )
-from studies import ComponentSpec  # noqa: E402
+from studies import ComponentSpec
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 BUDGETS = (25, 50, 100, 200)
@@ -394,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         args.prune_strategies,
         log,
     )
+    report = {"command": reproduce("benchmarks.tabular.run_strategies", argv), **report}
     if "multi_objective" in report:
         _plot(report, args.plot)
         report["plot"] = str(args.plot)

@@ -1,7 +1,7 @@
 """Tests of :func:`nas_objectives.load_dataset`.
 
 The torchvision datasets are read from small files in their real on-disk formats, written
-into ``tmp_path`` by :mod:`tests.dataset_files`, so the real torchvision readers run. The
+into ``tmp_path`` by :mod:`nas_objectives.testing`, so the real torchvision readers run. The
 cache is per (name, device, root, val_fraction), so every test uses its own ``tmp_path``.
 """
 
@@ -16,7 +16,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from nas_objectives import DATASETS, DatasetError, TensorData, load_dataset
-from tests.dataset_files import FixtureArrays, write_cifar10_like, write_mnist_like
+from nas_objectives.testing import FixtureArrays, write_cifar10_like, write_mnist_like
 
 DIGITS_TOTAL = 1797
 DIGITS_TEST = DIGITS_TOTAL // 5  # 359: the fixed held-out share

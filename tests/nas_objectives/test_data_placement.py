@@ -19,8 +19,8 @@ from nas_objectives._data_files import read_image_folder
 from nas_objectives._feed import BatchFeeder
 from nas_objectives._tensor_data import channel_stats, fits
 from nas_objectives.space import Layout, OptimizerSettings
+from nas_objectives.testing import write_image_folder, write_table
 from nas_objectives.train import predict, train
-from tests.dataset_files import write_image_folder, write_table
 
 # -- uint8 storage, normalised per batch -------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Every file is written by the test in its real format (PNG/JPEG folders with PIL, ``.npz``
 with numpy, ``.pt`` with torch, CSV with ``csv``; torchvision's formats by
-:mod:`tests.dataset_files`) and read through the path a study takes: the study file's
+:mod:`nas_objectives.testing`) and read through the path a study takes: the study file's
 ``[dataset]`` table parsed into a ``DatasetSpec``, then ``load_dataset`` with its fields.
 """
 
@@ -16,9 +16,7 @@ import torch
 from PIL import Image
 
 from nas_objectives import DatasetError, TensorData, load_dataset
-from studies.errors import StudySpecError
-from studies.spec import load_spec, parse_spec
-from tests.dataset_files import (
+from nas_objectives.testing import (
     separable_table,
     write_cifar100_like,
     write_emnist_like,
@@ -27,6 +25,8 @@ from tests.dataset_files import (
     write_svhn_like,
     write_table,
 )
+from studies.errors import StudySpecError
+from studies.spec import load_spec, parse_spec
 
 
 def _study(folder: Path, dataset: str, model: str = "mlp") -> Path:

@@ -17,9 +17,9 @@ import pytest
 from optuna.trial import TrialState
 
 from nas_objectives import load_dataset, load_model, predict, record
+from nas_objectives.testing import separable_table, write_image_folder, write_table
 from storage import open_storage
 from studies.cli import main
-from tests.dataset_files import separable_table, write_image_folder, write_table
 
 _MODEL = """
 [model]

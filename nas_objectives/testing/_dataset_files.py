@@ -1,4 +1,4 @@
-"""Writers of small datasets in their real on-disk formats, for tests and benchmarks.
+"""Writers of small datasets in their real on-disk formats (see :mod:`nas_objectives.testing`).
 
 The files are byte-for-byte the formats torchvision's own dataset classes read, so code
 under test goes through the real reading path with no download and no mock:
