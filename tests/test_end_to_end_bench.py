@@ -1,20 +1,22 @@
-"""benchmarks/end_to_end.py at its smallest: both sides really run, and the JSON adds up."""
+"""``python -m benchmarks.end_to_end`` at its smallest: both sides really run, and the JSON
+adds up."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
-from benchmarks import end_to_end
+from tests.benchmark_runs import run_benchmark
 
 
 def test_a_tiny_end_to_end_run_reports_both_sides_consistently(tmp_path: Path) -> None:
     out = tmp_path / "e2e.json"
     argv = ["--trials", "3", "--epochs", "1", "--seeds", "1", "--out", str(out)]
-    report = end_to_end.main(argv)
+    report, done = run_benchmark("end_to_end", *argv, report=out, timeout=600)
 
-    assert json.loads(out.read_text()) == report
-    assert report["command"] == "python benchmarks/end_to_end.py " + " ".join(argv)
+    assert json.loads(done.stdout) == report  # the report printed is the report written
+    assert report["command"] == shlex.join(["python", "-m", "benchmarks.end_to_end", *argv])
     (run,) = report["per_seed"]
     assert run["order"] == ["script", "nas"]
     for side in ("script", "nas"):

@@ -1,4 +1,5 @@
-"""benchmarks/gpu_checks.py in its CPU smoke mode: every check runs for real and reports.
+"""``python -m benchmarks.gpu_checks`` in its CPU smoke mode: every check runs for real and
+reports.
 
 The device run (``python -m benchmarks.gpu_checks --out-dir "$OUT"`` on an H200) happens
 once, on a machine lent for minutes; this keeps the script from rotting between loans.
@@ -8,32 +9,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks._gpu.child import CheckFailedError, run_child
-from benchmarks._gpu.oom import SMALL, _spec, largest_batch, oversized
-from benchmarks._gpu.settings import CHECKS, SMOKE, Settings
+from tests.benchmark_runs import run_benchmark
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 300  # about 70 s on the project's 2-core machine
+#: The checks, in the order the documentation gives and the run takes them.
+CHECKS = ("mlp_throughput", "capture_equality", "cnn_throughput", "cuda_oom", "workers_per_gpu")
 
 
 def _run(out_dir: Path, *flags: str, timeout: float = TIMEOUT_S) -> tuple[dict[str, Any], str]:
-    cmd = [sys.executable, "-m", "benchmarks.gpu_checks", "--smoke", "--device", "cpu"]
-    cmd += ["--out-dir", str(out_dir), *flags]
-    env = {k: v for k, v in os.environ.items() if k != "NAS_STUDY_STORAGE"}
-    done = subprocess.run(
-        cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    report, done = run_benchmark(
+        "gpu_checks",
+        *("--smoke", "--device", "cpu", "--out-dir", str(out_dir), *flags),
+        report=out_dir / "gpu_checks.json",
+        timeout=timeout,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((out_dir / "gpu_checks.json").read_text()), done.stdout
+    return report, done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +106,11 @@ def test_cuda_oom_is_not_applicable_on_cpu(smoke: dict[str, Any]) -> None:
 
 def test_workers_per_gpu_launched_each_k_and_counted_trials(smoke: dict[str, Any]) -> None:
     w = smoke["workers_per_gpu"]
+    settings = smoke["settings"]
     assert w["skipped_for_time"] == []
     for family in ("mlp", "cnn"):
         runs = w["runs"][family]
-        assert sorted(runs) == [str(k) for k in SMOKE["workers_per_gpu"]]
+        assert sorted(runs) == [str(k) for k in settings["workers_per_gpu"]]
         for k, run in runs.items():
             assert "error" not in run, run
             assert f"--workers {k} --device cpu" in run["command"]
@@ -122,7 +118,7 @@ def test_workers_per_gpu_launched_each_k_and_counted_trials(smoke: dict[str, Any
             # The smoke run's launches end when their --n-trials are done.
             assert run["ended_by"] == "launcher_exited" and run["window_s"] > 0
         one = runs["1"]
-        assert one["finished"] == SMOKE["launch_trials"], one.get("log_tail")
+        assert one["finished"] == settings["launch_trials"], one.get("log_tail")
         rate = one["finished"] / one["window_s"] * 3600
         assert one["trials_per_hour"] > 0
         assert math.isclose(one["trials_per_hour"], rate)
@@ -139,25 +135,25 @@ def test_a_spent_budget_skips_checks_and_records_it(tmp_path: Path) -> None:
         assert report[name]["reason"].startswith("time budget spent")
 
 
-def test_the_oom_study_enqueues_trials_inside_its_own_space() -> None:
-    # The OOM check only runs on CUDA; its study file is checked everywhere.
-    big = oversized(150 * 10**9, 54_000)
-    batch = largest_batch(54_000, big["batch_size"])
-    assert batch * big["channels_l0"] * 28 * 28 * 2 >= 2 * 150 * 10**9
-    spec = _spec(big)
-    model = spec.objective.space.model
-    assert model.width.low <= SMALL["channels_l0"] < big["channels_l0"] <= model.width.high
-    assert {SMALL["batch_size"], big["batch_size"]} == set(
-        spec.objective.space.training.batch_size.options
-    )
+def test_the_oom_study_enqueues_trials_inside_its_own_space(smoke: dict[str, Any]) -> None:
+    # The OOM check only runs on CUDA; on a CPU it shows its plan for a large device.
+    plan = smoke["cuda_oom"]["plan"]
+    big, small, space = plan["trial0"], plan["trial1"], plan["space"]
+    # Trial 0's first activation alone is twice the device's memory.
+    assert plan["trial0_activation_bytes_estimate"] >= 2 * plan["total_memory_bytes"]
+    low, high = space["channels"]
+    assert low <= small["channels_l0"] < big["channels_l0"] <= high
+    assert {small["batch_size"], big["batch_size"]} == set(space["batch_size"])
 
 
 def test_a_check_past_its_time_limit_is_killed_and_reported(tmp_path: Path) -> None:
-    settings = Settings(smoke=True, device="cpu", data_dir=str(tmp_path), **SMOKE)
-    began = time.monotonic()
-    with pytest.raises(CheckFailedError, match="timed out after 2 s") as failed:
-        run_child("capture_equality", settings, 2.0, tmp_path)
+    flags = ("--checks", "capture_equality", "--check-limit-s", "2")
+    report, _ = _run(tmp_path, *flags, timeout=120)
+    section = report["capture_equality"]
+    assert section["status"] == "error", section
+    assert section["error"].startswith("timed out after 2 s"), section["error"]
     # Killed at its limit, not waited for; what it saved by then is marked partial.
-    assert time.monotonic() - began < 10
-    partial = failed.value.partial
+    assert section["seconds"] < 10
+    partial = section.get("partial_result")
     assert partial is None or partial["partial"] is True
+    assert report["settings"]["check_limit_s"] == 2

@@ -1,5 +1,5 @@
-"""The short chaos soak (``benchmarks/chaos.py``) in both modes: real workers killed with
--9 and frozen past the grace period, PostgreSQL crash-restarted, the proxy killed and
+"""The short chaos soak (``python -m benchmarks.chaos``) in both modes: real workers killed
+with -9 and frozen past the grace period, PostgreSQL crash-restarted, the proxy killed and
 restarted; the study must still end exactly at its budget with nothing lost or left RUNNING.
 
 PostgreSQL is always started again, also when the soak fails (``ensure_database_running``).
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._chaos import ChaosConfig, run_chaos
+from tests.benchmark_runs import run_benchmark
 from tests.conftest import POSTGRES_URL
 
 
@@ -19,26 +19,29 @@ from tests.conftest import POSTGRES_URL
 def test_short_chaos_soak_loses_nothing_and_meets_the_budget_exactly(
     mode: str, tmp_path: Path
 ) -> None:
-    report = run_chaos(
-        ChaosConfig(
-            mode=mode,
-            database_url=POSTGRES_URL,
-            workdir=tmp_path,
-            duration=45,
-            workers=3,
-            # Enough trials to outlast the first faults: a worker runs these tiny trials at
-            # about 8 a second straight to the database, 3 through the proxy.
-            budget=300,
-            epochs=30,
-            kill_every=(2.0, 5.0),
-            freeze_every=(4.0, 8.0),
-            db_restart_every=(4.0, 8.0),
-            db_down=(1.0, 3.0),
-            proxy_restart_every=(4.0, 8.0),
-            drain_timeout=120,
-            seed=1,
-        )
-    )
+    out = tmp_path / "chaos.json"
+    result, _ = run_benchmark(
+        "chaos",
+        "--modes", mode,
+        "--postgres-url", POSTGRES_URL,
+        "--duration", "45",
+        "--workers", "3",
+        # Enough trials to outlast the first faults: a worker runs these tiny trials at
+        # about 8 a second straight to the database, 3 through the proxy.
+        "--budget", "300",
+        "--epochs", "30",
+        "--kill-every", "2,5",
+        "--freeze-every", "4,8",
+        "--db-restart-every", "4,8",
+        "--db-down", "1,3",
+        "--proxy-restart-every", "4,8",
+        "--drain-timeout", "120",
+        "--seed", "1",
+        "--out", str(out),
+        report=out,
+        timeout=600,
+    )  # fmt: skip
+    report = result["modes"][mode]
     summary = {k: v for k, v in report.items() if k != "crash_tails"}
     assert report["kills"] >= 1 and report["db_restarts"] >= 1, summary  # chaos happened
     if mode == "proxy":
