@@ -262,12 +262,28 @@ def test_two_local_workers_share_one_sqlite_file(tmp_path: Path) -> None:
 def test_launch_starts_workers_and_meets_the_budget(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/launch.db"
     study = _study_file(tmp_path, "launched", n_trials=12, epochs=1)
-    proc = _worker(url, study, "--workers", "2", command="launch")
-    _, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, err
+    env = {**os.environ, "CI": "true", "NAS_STUDY_STORAGE": url, "NAS_STUDY_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "studies", "launch", str(study), "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    # The launcher exits 0 only if every worker it started exited 0.
+    assert proc.returncode == 0, proc.stderr
+    (launched,) = [line for line in proc.stderr.splitlines() if line.startswith("launched ")]
+    assert launched.startswith("launched 2 workers: pids "), launched
+    pids = set(launched.removeprefix("launched 2 workers: pids ").split())
+    assert len(pids) == 2
     trials = _trials(url, "launched")
     _assert_budget_met_cleanly(trials, 12)
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    # Every trial ran in a worker the launcher started. How the trials split between them
+    # is the machine's timing, not a guarantee: on a busy machine the first worker can
+    # finish all 12 one-epoch trials before the second has imported torch, and the second
+    # then finds the budget met and exits 0.
+    ran_in = {t.user_attrs["worker"].rpartition(":")[2] for t in trials}
+    assert ran_in and ran_in <= pids, (ran_in, pids)
 
 
 def test_password_never_shows_in_worker_output(tmp_path: Path, unique_name: str) -> None:
