@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 
 import optuna
 import torch
@@ -11,10 +12,10 @@ from optuna.trial import TrialState
 
 from nas_objectives.record import STUDY_SPEC
 from storage import worker_cached_storage
-from studies.errors import StudyRunError
+from studies.errors import SearchSpaceChangedError, StudyRunError
 from studies.pruners import build_pruner
 from studies.samplers import build_sampler
-from studies.spec import StudySpec
+from studies.spec import StudySpec, space_change
 
 #: Trials counted against a study's budget, whoever ran them.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -53,10 +54,14 @@ def open_study(
     study_name: str | None = None,
     seed: int | None = None,
 ) -> optuna.Study:
-    """Create the study, or join it if it exists with the same objectives.
+    """Create the study, or join it if it exists with the same objectives and searches the
+    same space (:func:`studies.spec.space_change`). Nothing is written to a study that is
+    refused.
 
     Raises:
         StudyRunError: a study of that name exists with other objectives.
+        SearchSpaceChangedError: a study of that name exists, and the study file it stored
+            searches another space than ``spec``.
     """
     name = study_name or spec.name
     study = optuna.create_study(
@@ -81,12 +86,32 @@ def open_study(
             f"{[d.name.lower() for d in study.directions]}, but {spec.path} asks for "
             f"{spec.directions}; pick another --study-name"
         )
+    _check_space(spec, study)
     if existing is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(wanted)
         study.set_user_attr(SPEC_ATTR, json.loads(json.dumps(dict(spec.source), default=str)))
     return study
+
+
+def _check_space(spec: StudySpec, study: optuna.Study) -> None:
+    # A study created by plain Optuna, or before study files were stored, has none: its
+    # trials' distributions are then checked one by one as they are written.
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if not isinstance(stored, Mapping):
+        return
+    change = space_change(stored, spec.objective.space)
+    if change is None:
+        return
+    raise SearchSpaceChangedError(
+        f"{spec.path}: {change.field}: study {study.study_name!r} was created with "
+        f"{change.stored}, this file has {change.new}; the search space of an existing "
+        f"study cannot change: restore the field, or pick another --study-name",
+        change.field,
+        change.stored,
+        change.new,
+    )
 
 
 def count_budget(study: optuna.Study) -> int:
