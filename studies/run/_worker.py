@@ -320,8 +320,10 @@ def run_trials(
 
 def _optimize_one(study: optuna.Study, budgeted: _BudgetedObjective) -> None:
     """One trial through ``study.optimize``; a database condition ends the run with one
-    line (:class:`StorageError`), and a trial declared dead under us is logged, not fatal."""
+    line (:class:`StorageError`), a trial declared dead under us is logged, not fatal, and
+    so is a trial whose writes the storage refused (it is failed here, with the reason)."""
     budgeted.lifeline = None
+    budgeted.trial_id = None
     try:
         study.optimize(budgeted, n_trials=1, catch=(Exception,))
     except Exception as exc:
@@ -330,7 +332,9 @@ def _optimize_one(study: optuna.Study, budgeted: _BudgetedObjective) -> None:
             raise condition from None
         lost = budgeted.lifeline is not None and budgeted.lifeline.lost
         if not (lost or _declared_dead(study, budgeted.trial_id, exc)):
-            raise
+            if not _fail_refused(study, budgeted, exc):
+                raise
+            return
         if not lost:
             _logger.warning(
                 "trial id %s was declared dead as its result was stored; going on",
@@ -365,6 +369,45 @@ def _declared_dead(study: optuna.Study, trial_id: int | None, exc: Exception) ->
     if not isinstance(exc, refused):
         return False
     return study_storage(study).get_trial(trial_id).state == TrialState.FAIL
+
+
+def _fail_refused(study: optuna.Study, budgeted: _BudgetedObjective, exc: Exception) -> bool:
+    """Fail the trial whose end the storage refused to store, with the refusal as its
+    reason; False if there is no such trial (nothing ran, or its end was stored).
+
+    Optuna stores a trial's end in one write with the writes it kept: a parameter whose
+    distribution differs from the study's (``ValueError`` from Optuna's
+    ``check_distribution_compatibility``), or any other refusal, then leaves the trial
+    RUNNING and raises (through its own ``AssertionError``). A worker's storage lets go of
+    a trial's kept writes once its end was tried, stored or not, so the FAIL and its
+    reason are stored alone.
+    """
+    trial_id = budgeted.trial_id
+    if trial_id is None:
+        return False
+    storage = study_storage(study)
+    stored = storage.get_trial(trial_id)
+    if stored.state != TrialState.RUNNING:
+        return False
+    reason = f"the storage refused the trial's writes: {failure_reason(_refusal(exc))}"
+    storage.set_trial_user_attr(trial_id, record.FAIL_REASON, reason)
+    storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    budgeted.outcome = (TrialState.FAIL, reason)
+    _logger.warning("trial %d failed: %s; going on", stored.number, reason)
+    return True
+
+
+def _refusal(exc: BaseException) -> BaseException:
+    """The storage's own error behind ``exc``: Optuna raises an ``AssertionError`` ("Should
+    not reach.") while handling it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if not isinstance(current, AssertionError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return exc
 
 
 def _requeue(study: optuna.Study, trial: FrozenTrial) -> None:
