@@ -1,4 +1,5 @@
-"""The worker loop's budget rule, on hand-built studies (no training)."""
+"""The worker loop's budget rule (``run_trials``, studies/run/_worker.py), on hand-built
+studies (no training)."""
 
 from __future__ import annotations
 
