@@ -151,11 +151,15 @@ def _assert_budget_met_cleanly(trials: list[FrozenTrial], budget: int) -> None:
 def test_four_workers_meet_the_global_budget_exactly(tmp_path: Path, unique_name: str) -> None:
     study = _study_file(tmp_path, unique_name, n_trials=40, epochs=1)
     procs = [_worker(POSTGRES_URL, study, "--worker-index", str(i)) for i in range(4)]
-    _finish(procs)
+    _finish(procs)  # every worker exited 0
     trials = _trials(POSTGRES_URL, unique_name)
     _assert_budget_met_cleanly(trials, 40)
-    # Every worker took part: trials record the process that ran them.
-    assert len({t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}) == 4
+    # Trials record the process that ran them: one of these four. How many of the four ran
+    # trials is the machine's timing: on a busy machine a worker that is still importing
+    # torch when the others have taken the budget finds it met and exits 0 having run none.
+    tags = {f"{socket.gethostname()}:{p.pid}" for p in procs}
+    ran_in = {t.user_attrs["worker"] for t in trials}
+    assert ran_in and ran_in <= tags, (ran_in, tags)
 
 
 def test_killed_worker_trial_is_failed_and_its_copy_completes(
