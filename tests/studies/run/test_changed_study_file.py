@@ -4,6 +4,12 @@ mid-trial fails that trial only. On real SQLite files."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from optuna import create_study, load_study
 from optuna.distributions import CategoricalDistribution, IntDistribution
@@ -89,7 +95,38 @@ def test_a_study_without_a_stored_file_joins(sqlite_url: str) -> None:
     assert study.user_attrs[SPEC_ATTR]["name"] == "changing"
 
 
-def test_a_refused_write_fails_that_trial_and_the_worker_goes_on(sqlite_url: str) -> None:
+@pytest.fixture(params=["database", "proxy"])
+def worker_url(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
+    """Where the worker writes: the SQLite file itself, or a real ``nas-study serve-storage``
+    in front of it (its refusal then comes back through gRPC)."""
+    if request.param == "database":
+        yield sqlite_url
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = tmp_path / "proxy.log"
+    serve = ["serve-storage", "--storage", sqlite_url, "--port", str(port)]
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "studies", *serve],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"grpc://127.0.0.1:{port}"
+        # A worker's opening waits (with a deadline) for a proxy that does not answer yet.
+        open_storage(url, outage_timeout=60, wait=True)
+        assert server.poll() is None, log.read_text()
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def test_a_refused_write_fails_that_trial_and_the_worker_goes_on(
+    sqlite_url: str, worker_url: str
+) -> None:
     # Another process stored `sgd_momentum` as an integer: every trial here that samples
     # sgd writes it as a float, which the storage refuses (Optuna's
     # check_distribution_compatibility). The adamw trials are unaffected.
@@ -105,7 +142,7 @@ def test_a_refused_write_fails_that_trial_and_the_worker_goes_on(sqlite_url: str
     )
     report = run_study(
         parse_spec(STUDY),
-        open_storage(sqlite_url),
+        open_storage(worker_url),
         RunOptions(n_trials=3, epochs=1),
         progress=False,
         max_failures_in_a_row=10,
