@@ -31,6 +31,7 @@ from storage._url import (
     redact_url,
     resolve_storage_url,
 )
+from storage._writes import DirectTrialWriter, TrialWriter, trial_writer
 
 __all__ = [
     "DEFAULT_GRPC_PORT",
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV_VAR",
     "SUPPORTED_BACKENDS",
+    "DirectTrialWriter",
     "HeartbeatSettings",
     "MultiHostSQLiteWarning",
     "RequeueStaleTrial",
@@ -46,6 +48,7 @@ __all__ = [
     "StorageStatus",
     "StorageURLError",
     "StorageUnavailableError",
+    "TrialWriter",
     "check_storage",
     "open_storage",
     "parse_storage_url",
@@ -53,5 +56,6 @@ __all__ = [
     "redact_url",
     "resolve_storage_url",
     "serve_storage",
+    "trial_writer",
     "worker_cached_storage",
 ]

@@ -21,10 +21,10 @@ from optuna.trial import FrozenTrial, TrialState
 from storage._errors import StorageError
 from storage._grpc import GRPC_CONNECT_TIMEOUT_S, HEARTBEAT_SERVICE
 from storage._heartbeat import BeatLog
-from storage._once import CREATE_TOKEN_ATTR, log_already_created, tag_template, tell_once
+from storage._once import log_already_created, mark_template, new_token, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._retry import FIRST_DELAY_S, MAX_DELAY_S
-from storage.optuna_compat import BaseHeartbeat, reconnect_grpc_proxy, trial_id
+from storage.optuna_compat import BaseHeartbeat, reconnect_grpc_proxy
 
 _logger = logging.getLogger(__name__)
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -66,6 +66,8 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         self._heartbeat_interval: int | None = None
         self._grace_period: float | None = None
         self._batch_attrs = True  # until the proxy answers that it has no SetUserAttrs
+        self._nas_proxy = True  # until the proxy answers that it has no nas_study service
+        self._worker = False  # a worker's client: its trials beat from their creation
         super().__init__(host=host, port=port)
         self._beats = HeartbeatChannel(self._address)
 
@@ -98,6 +100,7 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
                 self._address,
             )
             settings = {}
+            self._nas_proxy = False
         interval = settings.get("interval")
         self._heartbeat_interval = int(interval) if interval else None
         grace = settings.get("grace_period")
@@ -164,22 +167,31 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         return None
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        template = tag_template(template_trial)
-        token = template.system_attrs[CREATE_TOKEN_ATTR]
+        """Optuna's creation, exactly once across retries where the proxy is nas-study's:
+        the template carries a token (and, for a worker, the worker mark) that the proxy's
+        storage takes off and stores in its own table (:mod:`storage._once`)."""
+        base = optuna.storages.GrpcStorageProxy
+        if not self._nas_proxy:
+            return int(
+                self._call_with_retry(
+                    "create_new_trial",
+                    lambda: base.create_new_trial(self, study_id, template_trial),
+                )
+            )
+        token = new_token()
+        template = mark_template(template_trial, token, worker=self._worker)
 
         def already_created() -> tuple[bool, Any]:
-            for trial in optuna.storages.GrpcStorageProxy.get_all_trials(
-                self, study_id, deepcopy=False
-            ):
-                if trial.system_attrs.get(CREATE_TOKEN_ATTR) == token:
-                    log_already_created(self._shown_url, trial_id(trial))
-                    return True, trial_id(trial)
-            return False, None
+            found = self._beats.trial_by_token(token)
+            if found is None:
+                return False, None
+            log_already_created(self._shown_url, found)
+            return True, found
 
         return int(
             self._call_with_retry(
                 "create_new_trial",
-                lambda: optuna.storages.GrpcStorageProxy.create_new_trial(self, study_id, template),
+                lambda: base.create_new_trial(self, study_id, template),
                 before_retry=already_created,
             )
         )
@@ -188,6 +200,9 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
         base = optuna.storages.GrpcStorageProxy
+        if state == TrialState.RUNNING and values is None and self._worker and self._nas_proxy:
+            # A worker's claim: the proxy records its first beat in the same transaction.
+            return bool(self._call_with_retry("claim_trial", lambda: self._beats.claim(trial_id)))
         attempt = tell_once(
             lambda: base.set_trial_state_values(self, trial_id, state, values),
             lambda: base.get_trial(self, trial_id),
@@ -277,6 +292,16 @@ class HeartbeatChannel:
             request_serializer=_dump,
             response_deserializer=_load,
         )
+        self._trial_by_token = channel.unary_unary(
+            f"/{HEARTBEAT_SERVICE}/TrialByToken",
+            request_serializer=_dump,
+            response_deserializer=_load,
+        )
+        self._claim = channel.unary_unary(
+            f"/{HEARTBEAT_SERVICE}/Claim",
+            request_serializer=_dump,
+            response_deserializer=_load,
+        )
         return channel, record, settings
 
     def record(self, trial_id: int, *, timeout: float) -> None:
@@ -287,6 +312,20 @@ class HeartbeatChannel:
 
     def write_trial(self, message: dict[str, Any]) -> bool:
         return bool(self._write_trial(message)["stored"])
+
+    def trial_by_token(self, token: str) -> int | None:
+        found = self._trial_by_token({"token": token})["trial_id"]
+        return None if found is None else int(found)
+
+    def claim(self, trial_id: int) -> bool:
+        try:
+            return bool(self._claim({"trial_id": trial_id})["claimed"])
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise UpdateFinishedTrialError(str(exc.details())) from None
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise KeyError(str(exc.details())) from None
+            raise
 
     def settings(self) -> dict[str, Any]:
         return dict(self._settings({}, timeout=GRPC_CONNECT_TIMEOUT_S))

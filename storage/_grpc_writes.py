@@ -20,11 +20,12 @@ an older nas-study) every write is sent as Optuna sends it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 import grpc
@@ -58,7 +59,6 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._keep = False
         self._has_write_call = True  # until the proxy answers that it has no WriteTrial
         self._kept: dict[int, KeptWrites] = {}
         self._kept_lock = threading.Lock()
@@ -73,18 +73,20 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
         self._kept_lock = threading.Lock()
 
     def keep_trial_writes(self) -> BufferingGrpcProxy:
-        """Keep the writes of the trials this process runs from now on; returns ``self``."""
-        self._keep = True
+        """Make this a worker's client (its trials beat from their creation, and it keeps
+        the writes of the trials it declares with :meth:`keep_writes`); returns ``self``."""
+        self._worker = True
         return self
+
+    def keep_writes(self, trial_id: int) -> None:
+        """Keep the writes to ``trial_id``, a trial this worker runs, until it is published,
+        reports an intermediate value, or ends."""
+        with self._kept_lock:
+            self._kept.setdefault(trial_id, KeptWrites())
 
     def _own(self, trial_id: int) -> KeptWrites | None:
         with self._kept_lock:
             return self._kept.get(trial_id)
-
-    def _run_here(self, trial_id: int) -> None:
-        if self._keep:
-            with self._kept_lock:
-                self._kept[trial_id] = KeptWrites()
 
     def _ended(self, trial_id: int) -> None:
         with self._kept_lock:
@@ -92,20 +94,12 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
 
     # Trials this process runs: created running, or claimed from the queue.
 
-    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        trial_id = super().create_new_trial(study_id, template_trial)
-        if template_trial is None or template_trial.state == TrialState.RUNNING:
-            self._run_here(trial_id)
-        return trial_id
-
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
         kept = self._own(trial_id)
         if kept is None or not state.is_finished():
             done = super().set_trial_state_values(trial_id, state, values)
-            if done and state == TrialState.RUNNING:
-                self._run_here(trial_id)
             if state.is_finished():
                 self._ended(trial_id)
             return done
@@ -228,6 +222,27 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
             super().set_trial_intermediate_value(trial_id, step, intermediate_value)
             return
         self._flush(trial_id, TrialWrites(intermediate_values={step: intermediate_value}))
+
+    def get_all_trials(
+        self,
+        study_id: int,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+    ) -> list[FrozenTrial]:
+        """The study's trials, those this process runs with their kept writes applied."""
+        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        with self._kept_lock:
+            pending = {i: k.pending for i, k in self._kept.items() if k.pending}
+            if not pending:
+                return trials
+            shown = []
+            for trial in trials:
+                writes = pending.get(trial._trial_id)
+                if writes is not None and trial.state == TrialState.RUNNING:
+                    trial = copy.deepcopy(trial)
+                    apply_writes(trial, writes)
+                shown.append(trial)
+            return shown
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         trial = super().get_trial(trial_id)

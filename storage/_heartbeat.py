@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
-
-from storage._once import without_token
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,10 @@ class HeartbeatSettings:
         grace_period: Seconds without a heartbeat before a trial is declared dead, longer
             than ``interval``; ``None`` keeps Optuna's default of ``2 * interval``.
         max_retry: How many copies of one dead trial may be queued.
+        stale_trial_callback: Called for each trial declared dead, as Optuna's
+            ``heartbeat_stale_trial_callback`` (after the trial is failed, with the study
+            and the failed trial); ``None`` queues a copy, at most ``max_retry`` times,
+            in the same transaction as the failure.
 
     Example:
         >>> HeartbeatSettings(interval=10, grace_period=30).max_retry
@@ -37,6 +40,9 @@ class HeartbeatSettings:
     interval: int = 60
     grace_period: int | None = None
     max_retry: int = 3
+    stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = field(
+        default=None, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.interval < 1:
@@ -55,23 +61,49 @@ class HeartbeatSettings:
         return {
             "heartbeat_interval": self.interval,
             "grace_period": self.grace_period,
-            "heartbeat_stale_trial_callback": RequeueStaleTrial(self.max_retry),
+            "heartbeat_stale_trial_callback": (
+                self.stale_trial_callback
+                if self.stale_trial_callback is not None
+                else RequeueStaleTrial(self.max_retry)
+            ),
         }
 
 
 class RequeueStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
-    """Optuna's callback, whose copy does not inherit the dead trial's creation token (see
-    :mod:`storage._once`)."""
+    """Optuna's callback, whose copy nas-study's storage queues in the same transaction as
+    it fails the dead trial (:mod:`storage._stale`), not in a second one: a process killed
+    between Optuna's two would lose the trial. Called as a callback (another storage), it
+    queues the copy as Optuna's does."""
 
-    def __init__(self, max_retry: int | None) -> None:
+    def __init__(self, max_retry: int | None, inherit_intermediate_values: bool = False) -> None:
         with warnings.catch_warnings():
             # The callback is an Optuna "experimental" class; its warning is noise for our users.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            super().__init__(max_retry=max_retry)
+            super().__init__(
+                max_retry=max_retry, inherit_intermediate_values=inherit_intermediate_values
+            )
         self.max_retry = max_retry
+        self.inherit_intermediate_values = inherit_intermediate_values
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        super().__call__(study, without_token(trial))
+    def copy_of(self, dead: FrozenTrial) -> FrozenTrial | None:
+        """The WAITING copy Optuna's callback would queue for ``dead`` (same parameters,
+        ``failed_trial`` and ``retry_history`` system attributes), or ``None`` once
+        ``max_retry`` copies were made."""
+        system_attrs: dict[str, Any] = {"failed_trial": dead.number, **dead.system_attrs}
+        history = [*system_attrs.get("retry_history", []), dead.number]
+        system_attrs["retry_history"] = history
+        if self.max_retry is not None and self.max_retry < len(history):
+            return None
+        return optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=dead.params,
+            distributions=dead.distributions,
+            user_attrs=dead.user_attrs,
+            system_attrs=system_attrs,
+            intermediate_values=(
+                dead.intermediate_values if self.inherit_intermediate_values else None
+            ),
+        )
 
 
 #: The settings ``open_storage`` uses unless told otherwise.

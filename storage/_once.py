@@ -2,8 +2,16 @@
 
 A connection lost after the server committed but before it answered looks like any other
 failed call. Retried, ``create_new_trial`` would leave a second trial, which nobody runs
-and which holds a slot of the budget until it is declared dead. So every new trial carries
-a unique token (a system attribute), and a retry first looks for a trial with it.
+and which holds a slot of the budget until it is declared dead. So every creation carries
+a unique token, stored in nas-study's own table in the creating transaction
+(:data:`storage.optuna_compat.TOKENS`), and a retry first looks for a trial with it. The
+token is never a system attribute: users, ``copy_study`` and ``trials_dataframe`` do not
+see it.
+
+A gRPC client must look its token up itself across a proxy restart, so it chooses the
+token and sends it, and whether the trial is a worker's, as two marks in the template's
+system attributes; the proxy's database storage takes them off (:func:`take_marks`) before
+anything is stored.
 """
 
 from __future__ import annotations
@@ -12,61 +20,69 @@ import copy
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 _logger = logging.getLogger("storage")
 
-#: System attribute of each trial created through nas-study: its creation's unique token.
+#: Template mark (never stored): the creation's token, chosen by a gRPC client.
 CREATE_TOKEN_ATTR = "nas_study:create_token"
+#: Template mark (never stored): the trial is a worker's, so it beats from its creation.
+WORKER_ATTR = "nas_study:worker"
 #: What the log line says when a retried creation had committed (the chaos soak counts it).
 ALREADY_CREATED = "had committed before its answer was lost"
 
 
-def tag_template(template: FrozenTrial | None) -> FrozenTrial:
-    """A copy of ``template`` (a plain new RUNNING trial if ``None``) carrying a token.
-
-    A token set already is kept: a gRPC client sets its own, so that it can look it up
-    itself across a proxy restart. Re-queued copies never carry their original's
-    (:func:`without_token`), so a token in a template is always a fresh one.
-    """
+def mark_template(template: FrozenTrial | None, token: str, *, worker: bool) -> FrozenTrial:
+    """A copy of ``template`` (a plain new RUNNING trial if ``None``) carrying the marks a
+    gRPC client sends: the creation ``token`` and whether the trial is a ``worker``'s."""
     if template is None:
-        return FrozenTrial(
+        template = FrozenTrial(
             number=-1,
             state=TrialState.RUNNING,
             value=None,
             values=None,
-            datetime_start=datetime.now(),
+            datetime_start=None,
             datetime_complete=None,
             params={},
             distributions={},
             user_attrs={},
-            system_attrs={CREATE_TOKEN_ATTR: new_token()},
+            system_attrs={},
             intermediate_values={},
             trial_id=-1,
         )
-    tagged = copy.deepcopy(template)
-    tagged.system_attrs.setdefault(CREATE_TOKEN_ATTR, new_token())
-    if tagged.state == TrialState.RUNNING:
-        # It starts here and now: the zombie rule counts its age from this clock.
-        tagged.datetime_start = datetime.now()
-    return tagged
+    marked = copy.deepcopy(template)
+    marked.system_attrs[CREATE_TOKEN_ATTR] = token
+    if worker:
+        marked.system_attrs[WORKER_ATTR] = True
+    return marked
+
+
+def take_marks(template: FrozenTrial | None) -> tuple[FrozenTrial | None, str, bool]:
+    """``template`` without the marks of :func:`mark_template`, its token (a fresh one if
+    it has none) and whether it is a worker's trial. A template without marks is returned
+    as it is, start time included."""
+    if template is None or not (
+        CREATE_TOKEN_ATTR in template.system_attrs or WORKER_ATTR in template.system_attrs
+    ):
+        return template, new_token(), False
+    bare = copy.copy(template)
+    bare.system_attrs = {
+        k: v for k, v in template.system_attrs.items() if k not in (CREATE_TOKEN_ATTR, WORKER_ATTR)
+    }
+    token = str(template.system_attrs.get(CREATE_TOKEN_ATTR) or new_token())
+    worker = bool(template.system_attrs.get(WORKER_ATTR, False))
+    if bare.datetime_start is None and bare.state == TrialState.RUNNING:
+        from datetime import datetime
+
+        bare.datetime_start = datetime.now()  # as Optuna's default template has it
+    return bare, token, worker
 
 
 def new_token() -> str:
     """A fresh creation token."""
     return uuid.uuid4().hex
-
-
-def without_token(trial: FrozenTrial) -> FrozenTrial:
-    """``trial`` without its creation token, to be the template of a copy."""
-    if CREATE_TOKEN_ATTR not in trial.system_attrs:
-        return trial
-    bare = copy.copy(trial)
-    bare.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != CREATE_TOKEN_ATTR}
-    return bare
 
 
 def log_already_created(shown_url: str, trial_id: int) -> None:

@@ -15,7 +15,6 @@ import random
 import re
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -26,20 +25,17 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from storage._errors import StorageError, first_line
 from storage._heartbeat import BeatLog, HeartbeatSettings, RequeueStaleTrial
-from storage._once import (
-    CREATE_TOKEN_ATTR,
-    log_already_created,
-    tag_template,
-    tell_once,
-)
+from storage._once import log_already_created, take_marks, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._stale import fail_stale_trials_at_once
 from storage._trial_writes import TrialWrites, write_trial
 from storage._url import redact_text, redact_url
 from storage.optuna_compat import (
     RDB_PRIVATE_CALLS,
+    claim_trial,
+    create_tokens_table,
     create_trial_once,
-    trial_with_system_attr,
+    trial_with_token,
 )
 
 _logger = logging.getLogger(__name__)
@@ -185,16 +181,17 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         self._secret_url = url
         self.outage = OutageClock(self._shown_url, outage_timeout)
         self.beats = BeatLog()
-        with warnings.catch_warnings():
-            # Heartbeats are "experimental" in Optuna 5; the warning is noise for our users.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            super().__init__(
-                url,
-                engine_kwargs=engine_kwargs,
-                skip_compatibility_check=skip_compatibility_check,
-                skip_table_creation=skip_table_creation,
-                **(heartbeat.rdb_kwargs() if heartbeat is not None else {}),
-            )
+        # Optuna warns that heartbeats are experimental, as it does for its own storage
+        # (the CLI, whose users cannot act on it, filters it out).
+        super().__init__(
+            url,
+            engine_kwargs=engine_kwargs,
+            skip_compatibility_check=skip_compatibility_check,
+            skip_table_creation=skip_table_creation,
+            **(heartbeat.rdb_kwargs() if heartbeat is not None else {}),
+        )
+        if not skip_table_creation:
+            create_tokens_table(self)
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
@@ -280,22 +277,42 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         return self.beats.surely_alive(trial_id, grace, interval)
 
     def _create_new_trial(
-        self, study_id: int, template_trial: FrozenTrial | None = None
+        self, study_id: int, template_trial: FrozenTrial | None = None, worker: bool = False
     ) -> FrozenTrial:
-        template = tag_template(template_trial)
-        token = template.system_attrs[CREATE_TOKEN_ATTR]
+        """Optuna's trial creation, made exactly once across retries by a creation token
+        (:mod:`storage._once`); a ``worker``'s RUNNING trial (or one whose template carries
+        the worker mark, sent by a gRPC worker) beats from its creation on
+        (:func:`storage.optuna_compat.create_trial_once`)."""
+        template, token, marked_worker = take_marks(template_trial)
+        if template is None:
+            template = _new_running_template()
+        beat = (worker or marked_worker) and self.heartbeat_interval is not None
         return self._call_with_retry(
             "create_new_trial",
-            lambda: create_trial_once(self, study_id, template),
-            before_retry=lambda: self._already_created(study_id, token),
+            lambda: create_trial_once(self, study_id, template, token, beat),
+            before_retry=lambda: self._already_created(token),
         )
 
-    def _already_created(self, study_id: int, token: str) -> tuple[bool, Any]:
-        found = trial_with_system_attr(self, study_id, CREATE_TOKEN_ATTR, token)
+    def _already_created(self, token: str) -> tuple[bool, Any]:
+        found = trial_with_token(self, token)
         if found is None:
             return False, None
         log_already_created(self._shown_url, found)
         return True, optuna.storages.RDBStorage.get_trial(self, found)
+
+    def trial_by_token(self, token: str) -> int | None:
+        """The id of the trial created with ``token``, if any (the proxy answers its
+        clients' look-ups with it)."""
+        return cast(
+            "int | None",
+            self._call_with_retry("trial_by_token", lambda: trial_with_token(self, token)),
+        )
+
+    def claim_trial(self, trial_id: int, worker: bool = True) -> bool:
+        """Take the WAITING trial to run it (``set_trial_state_values(RUNNING)``); a
+        ``worker``'s claim records the trial's first beat in the same transaction."""
+        beat = worker and self.heartbeat_interval is not None
+        return bool(self._call_with_retry("claim_trial", lambda: claim_trial(self, trial_id, beat)))
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -342,20 +359,48 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         return bool(self._call_with_retry("write_trial", attempt))
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        # Optuna's fail_stale_trials fails the ids returned here, then queues their copies,
-        # in two transactions. Here each stale trial is failed with its copy queued in one
-        # (storage._stale), and nothing is left for Optuna to do.
+        """Optuna's stale trials, none within a grace period after an outage; with
+        nas-study's own callback, each is failed and its copy queued in one transaction
+        here (:mod:`storage._stale`), and Optuna finds it failed already."""
         assert self.heartbeat_interval is not None
         grace = self.grace_period or 2 * self.heartbeat_interval
-        callback = self.heartbeat_stale_trial_callback
-        max_retry = callback.max_retry if isinstance(callback, RequeueStaleTrial) else None
-        self._call_with_retry(
-            "fail_stale_trials",
-            lambda: fail_stale_trials_at_once(
-                self, study_id, grace, self.outage.quiet_for(), max_retry
+        if self.outage.quiet_for() < grace:
+            return []
+        base = optuna.storages.RDBStorage
+        stale = cast(
+            "list[int]",
+            self._call_with_retry(
+                "_get_stale_trial_ids", lambda: base._get_stale_trial_ids(self, study_id)
             ),
         )
-        return []
+        callback = self.heartbeat_stale_trial_callback
+        if not stale or not isinstance(callback, RequeueStaleTrial):
+            return stale
+        return cast(
+            "list[int]",
+            self._call_with_retry(
+                "fail_stale_trials",
+                lambda: fail_stale_trials_at_once(self, study_id, stale, callback),
+            ),
+        )
+
+
+def _new_running_template() -> FrozenTrial:
+    """The template Optuna's ``_create_new_trial`` uses when given none."""
+    return FrozenTrial(
+        number=-1,
+        state=TrialState.RUNNING,
+        value=None,
+        values=None,
+        datetime_start=datetime.now(),
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )
 
 
 def _storage_methods() -> list[str]:

@@ -199,6 +199,20 @@ def _heartbeat_service(
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return {"stored": bool(stored)}
 
+    def trial_by_token(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        # A client's look-up of the trial its creation made, when the answer was lost.
+        return {"trial_id": backend_of(storage).trial_by_token(str(request["token"]))}  # type: ignore[attr-defined]
+
+    def claim(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        # A worker takes a WAITING trial and beats for it, in one transaction.
+        try:
+            claimed = backend_of(storage).claim_trial(int(request["trial_id"]))  # type: ignore[attr-defined]
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except KeyError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return {"claimed": bool(claimed)}
+
     def handler(method: Any) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
             method,
@@ -213,5 +227,7 @@ def _heartbeat_service(
             "Record": handler(record),
             "SetUserAttrs": handler(set_user_attrs),
             "WriteTrial": handler(write_trial),
+            "TrialByToken": handler(trial_by_token),
+            "Claim": handler(claim),
         },
     )

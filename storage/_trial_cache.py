@@ -24,6 +24,7 @@ from storage._trial_writes import (
     TrialWrites,
     apply_writes,
     store_kept,
+    study_distribution,
     trial_ids_to_read,
 )
 
@@ -36,13 +37,11 @@ class _OwnTrial(KeptWrites):
     """A trial this process runs: what it knows the stored trial to be (``view``, with its
     own writes applied) and the writes not stored yet (``pending``)."""
 
-    __slots__ = ("view", "view_is_fresh")
+    __slots__ = ("view",)
 
     def __init__(self, view: FrozenTrial | None) -> None:
         super().__init__()
         self.view = view
-        # The view was taken as the trial was created: nobody else can have written yet.
-        self.view_is_fresh = view is not None
 
 
 class WorkerCachedStorage(_CachedStorage):
@@ -51,8 +50,8 @@ class WorkerCachedStorage(_CachedStorage):
 
     Optuna writes every parameter, attribute and intermediate value of a trial the moment
     it is set: about 16 transactions a trial, each a few SQLAlchemy round trips. Here the
-    writes to a trial this process runs (created or claimed from the queue) are kept and
-    stored together, in one transaction, when:
+    writes to a trial the worker declared its own (:meth:`keep_writes`, once it has created
+    or claimed it) are kept and stored together, in one transaction, when:
 
     * the trial is published (:meth:`publish`: the objective does so once its
       architecture is sampled and built, before training, so other workers, the dashboard
@@ -63,11 +62,16 @@ class WorkerCachedStorage(_CachedStorage):
     A write that finds the trial declared dead raises ``UpdateFinishedTrialError`` there,
     as the write itself would have (the worker's lifeline then moves to the copy).
 
+    Every other trial, and every trial until the worker keeps its writes, is Optuna's
+    ``_CachedStorage`` unchanged: each write is stored at once. Trials created here are a
+    worker's: they beat from the transaction that creates (or claims) them, so a worker
+    killed before its first beat leaves no RUNNING trial behind.
+
     Reads:
 
-    * ``get_trial`` of a trial this process runs is answered from what it knows when no
-      one can have written to it since (just created, or its heartbeats prove nobody
-      declared it dead: ``surely_alive``), else read and merged with the pending writes;
+    * ``get_trial`` of a kept trial is answered from what this process knows when its
+      heartbeats prove nobody declared it dead (``surely_alive``), else read and merged
+      with the pending writes; reads of the whole study show the pending writes too;
     * the worker loop reads the study before each trial and then holds that read
       (:meth:`hold_reads`): the ask's own reads of the study (the queue of WAITING trials,
       the sampler's) reuse it, until the trial is published or ends, or a read is asked
@@ -82,6 +86,8 @@ class WorkerCachedStorage(_CachedStorage):
         super().__init__(backend)
         self._write_trial = backend.write_trial  # type: ignore[attr-defined]
         self._own: dict[int, _OwnTrial] = {}
+        # The RUNNING trials created here, as created, until the worker keeps their writes.
+        self._created: dict[int, FrozenTrial] = {}
         self._held: set[int] = set()  # studies whose next reads reuse the last one
         # The trials this process ended, as stored, by study, until the next read: that read
         # need not load them again (MySQL rounds times and floats: read back there).
@@ -106,15 +112,22 @@ class WorkerCachedStorage(_CachedStorage):
     # Trials this process runs.
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        frozen = self._backend._create_new_trial(study_id, template_trial)
+        frozen = self._backend._create_new_trial(study_id, template_trial, worker=True)  # type: ignore[call-arg]
         with self._lock:
             if study_id not in self._studies:
                 self._studies[study_id] = _StudyInfo()
             self._add_trials_to_cache(study_id, [frozen])
         if frozen.state == TrialState.RUNNING:
             with self._own_lock:
-                self._own[frozen._trial_id] = _OwnTrial(copy.deepcopy(frozen))
+                self._created[frozen._trial_id] = copy.deepcopy(frozen)
         return int(frozen._trial_id)
+
+    def keep_writes(self, trial_id: int) -> None:
+        """Keep the writes to ``trial_id``, a RUNNING trial this process runs, until it is
+        published, reports an intermediate value, or ends (see the class docstring)."""
+        with self._own_lock:
+            if trial_id not in self._own:
+                self._own[trial_id] = _OwnTrial(self._created.pop(trial_id, None))
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -122,10 +135,11 @@ class WorkerCachedStorage(_CachedStorage):
         with self._own_lock:
             own = self._own.get(trial_id)
         if own is None or not state.is_finished():
-            claimed = self._backend.set_trial_state_values(trial_id, state=state, values=values)
-            if claimed and state == TrialState.RUNNING:
-                with self._own_lock:
-                    self._own[trial_id] = _OwnTrial(None)
+            if state == TrialState.RUNNING and values is None:
+                # A worker's claim: it beats from the claiming transaction on.
+                claimed = self._backend.claim_trial(trial_id)  # type: ignore[attr-defined]
+            else:
+                claimed = self._backend.set_trial_state_values(trial_id, state, values)
             if state.is_finished():
                 self._ended(trial_id)
             return claimed
@@ -163,6 +177,7 @@ class WorkerCachedStorage(_CachedStorage):
             study_id = self._trial_id_to_study_id_and_number.get(trial_id, (-1, -1))[0]
         with self._own_lock:
             self._own.pop(trial_id, None)
+            self._created.pop(trial_id, None)
             self._held.discard(study_id)
 
     def publish(self, trial_id: int) -> None:
@@ -209,6 +224,14 @@ class WorkerCachedStorage(_CachedStorage):
         study_id = self._study_of(trial_id)
         with self._lock:
             previous = self._studies[study_id].param_distribution.get(param_name)
+        if previous is None:  # a name this process has not seen: the study may have it
+            previous = self._backend._call_with_retry(  # type: ignore[attr-defined]
+                "set_trial_param",
+                lambda: study_distribution(self._backend, study_id, param_name),
+            )
+            if previous is not None:
+                with self._lock:
+                    self._studies[study_id].param_distribution.setdefault(param_name, previous)
         if previous is not None:  # refused at once, as Optuna would
             check_distribution_compatibility(previous, distribution)
         with self._own_lock:
@@ -218,6 +241,11 @@ class WorkerCachedStorage(_CachedStorage):
                 own.view.distributions[param_name] = distribution
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        with self._own_lock:
+            kept = trial_id in self._own
+        if not kept:
+            super().set_trial_user_attr(trial_id, key, value)
+            return
         self.set_trial_user_attrs(trial_id, {key: value})
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
@@ -260,8 +288,7 @@ class WorkerCachedStorage(_CachedStorage):
             own = self._own.get(trial_id)
         if own is None:
             return super().get_trial(trial_id)
-        if own.view is not None and (own.view_is_fresh or self._surely_alive(trial_id)):
-            own.view_is_fresh = False
+        if own.view is not None and self._surely_alive(trial_id):
             return copy.deepcopy(own.view)
         stored = self._backend.get_trial(trial_id)
         if stored.state != TrialState.RUNNING:
@@ -269,7 +296,6 @@ class WorkerCachedStorage(_CachedStorage):
         with self._own_lock:
             apply_writes(stored, own.pending)
             own.view = copy.deepcopy(stored)
-            own.view_is_fresh = False
         return stored
 
     def _surely_alive(self, trial_id: int) -> bool:
@@ -296,7 +322,24 @@ class WorkerCachedStorage(_CachedStorage):
                 (t for t in study.trials.values() if states is None or t.state in states),
                 key=lambda t: t.number,
             )
-            return copy.deepcopy(trials) if deepcopy else trials
+            trials = copy.deepcopy(trials) if deepcopy else trials
+        return self._with_pending_writes(trials)
+
+    def _with_pending_writes(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """``trials`` with the writes this process keeps for its running trials applied
+        (to copies), so a sampler or callback reading the study sees them."""
+        with self._own_lock:
+            pending = {i: o.pending for i, o in self._own.items() if o.pending}
+            if not pending:
+                return trials
+            shown = []
+            for trial in trials:
+                writes = pending.get(trial._trial_id)
+                if writes is not None and trial.state == TrialState.RUNNING:
+                    trial = copy.deepcopy(trial)
+                    apply_writes(trial, writes)
+                shown.append(trial)
+            return shown
 
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
         """Optuna's refresh of the study's trials, except that the trials this process

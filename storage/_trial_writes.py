@@ -226,6 +226,24 @@ def trial_ids_to_read(
         return [int(i) for i in conn.execute(query).scalars()]
 
 
+def study_distribution(
+    storage: optuna.storages.RDBStorage, study_id: int, name: str
+) -> BaseDistribution | None:
+    """The distribution parameter ``name`` has in the study's stored trials, if any (one
+    row, as Optuna's own check reads it)."""
+    table = _models.TrialParamModel.__table__
+    trials = _models.TrialModel.__table__
+    query = (
+        sqlalchemy.select(table.c.distribution_json)
+        .join(trials, trials.c.trial_id == table.c.trial_id)
+        .where(trials.c.study_id == study_id, table.c.param_name == name)
+        .limit(1)
+    )
+    with storage.engine.connect() as conn:
+        text = conn.execute(query).scalar()
+    return None if text is None else optuna.distributions.json_to_distribution(text)
+
+
 def _insert_params(session: Any, trial: Any, writes: TrialWrites) -> None:
     """Insert the parameters of ``writes`` the trial does not have yet, each checked
     against the distribution its name has in the study, as Optuna checks it."""

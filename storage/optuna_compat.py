@@ -2,13 +2,13 @@
 
 Optuna keeps some things nas-study needs behind underscores: a study's storage and id, a
 trial's id, the cached trial list, the heartbeat switch and thread, one attempt at creating
-a trial, the heartbeat table, the gRPC proxy's server and channel, and its hypervolume
-routine. Each is reached through a function here. Two jobs that need more of Optuna's
-insides have modules of their own: :mod:`storage._trial_writes` (a trial's writes into
-Optuna's tables in one transaction) and :mod:`storage._trial_cache` (the trial caches in
-front of a worker's and the proxy's storage, built on Optuna's ``_CachedStorage``). An Optuna
-release that moves one of these breaks these three modules alone, and ``pyproject.toml``
-caps Optuna below the next major version (``optuna>=5.0,<6``).
+a trial, the heartbeat table, and the gRPC proxy's server and channel. Each is reached
+through a function here. Two jobs that need more of Optuna's insides have modules of their
+own: :mod:`storage._trial_writes` (a trial's writes into Optuna's tables in one
+transaction) and :mod:`storage._trial_cache` (the trial caches in front of a worker's and
+the proxy's storage, built on Optuna's ``_CachedStorage``). An Optuna release that moves
+one of these breaks these three modules alone, and ``pyproject.toml`` caps Optuna below
+the next major version (``optuna>=5.0,<6``).
 
 It lives in ``storage/``, the lowest of the three packages, because both ``storage`` and
 ``studies`` need it and ``storage`` never imports ``studies``.
@@ -17,16 +17,13 @@ It lives in ``storage/``, the lowest of the three packages, because both ``stora
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Container
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 import optuna
 import sqlalchemy
-from optuna._hypervolume import compute_hypervolume as _compute_hypervolume
 from optuna.distributions import BaseDistribution
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._heartbeat import BaseHeartbeat, BaseHeartbeatThread, get_heartbeat_thread
@@ -119,14 +116,6 @@ def is_heartbeat_enabled(storage: optuna.storages.BaseStorage) -> bool:
     return bool(_is_heartbeat_enabled(storage))
 
 
-def compute_hypervolume(
-    loss_points: np.ndarray, reference: np.ndarray, assume_pareto: bool = False
-) -> float:
-    """Optuna's exact hypervolume of ``loss_points`` (every objective minimized) up to
-    ``reference``."""
-    return float(_compute_hypervolume(loss_points, reference, assume_pareto=assume_pareto))
-
-
 def heartbeat_thread(trial_id: int, storage: optuna.storages.BaseStorage) -> BaseHeartbeatThread:
     """Optuna's heartbeat thread for ``trial_id`` (a no-op one without heartbeats)."""
     return get_heartbeat_thread(trial_id, storage)
@@ -154,46 +143,58 @@ def written_system_attrs(trial: optuna.trial.Trial) -> dict[str, Any]:
     return dict(trial._cached_frozen_trial.system_attrs)
 
 
-def set_user_attrs(trial: optuna.trial.Trial, attrs: dict[str, Any]) -> None:
-    """Set several user attributes of a live trial: in one transaction where the storage
-    has a ``set_trial_user_attrs`` (nas-study's RDB storage: one commit instead of one per
-    key), else one by one.
-
-    ``Trial.set_user_attr`` writes through the storage and then into the trial's cached
-    frozen copy, which ``trial.user_attrs`` reads; this does both.
-    """
-    write_all = getattr(trial.storage, "set_trial_user_attrs", None) or getattr(
-        backend_of(trial.storage), "set_trial_user_attrs", None
-    )
-    if write_all is None:
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return
-    write_all(trial._trial_id, attrs)
+def cache_user_attrs(trial: optuna.trial.Trial, attrs: dict[str, Any]) -> None:
+    """Put ``attrs``, just stored, into the live ``trial``'s cached copy, which
+    ``trial.user_attrs`` reads (as ``Trial.set_user_attr`` does after its write)."""
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
-def publish(trial: optuna.trial.Trial) -> None:
-    """Store what was written to the live ``trial`` so far, where its storage keeps a
-    trial's writes for later (:class:`storage._trial_cache.WorkerCachedStorage`); else they
-    are stored already."""
-    store = getattr(trial.storage, "publish", None)
-    if store is not None:
-        store(trial._trial_id)
+#: nas-study's one table beside Optuna's: the creation token of each trial created through
+#: nas-study's storages, so a creation retried after its commit's answer was lost finds the
+#: trial it made (:mod:`storage._once`) instead of making a second. Users, ``copy_study`` and
+#: ``trials_dataframe`` never see it; Optuna's migrations leave a table they do not know.
+TOKENS = sqlalchemy.Table(
+    "nas_study_trial_tokens",
+    sqlalchemy.MetaData(),
+    sqlalchemy.Column("token", sqlalchemy.String(32), primary_key=True),
+    sqlalchemy.Column("trial_id", sqlalchemy.Integer, nullable=False, index=True),
+)
+
+
+def create_tokens_table(storage: optuna.storages.RDBStorage) -> None:
+    """Create :data:`TOKENS` unless it exists (another process may be creating it now)."""
+    try:
+        TOKENS.create(storage.engine, checkfirst=True)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        if "already exists" not in str(exc).lower() and not isinstance(
+            exc, sqlalchemy.exc.IntegrityError
+        ):
+            raise
 
 
 def create_trial_once(
-    storage: optuna.storages.RDBStorage, study_id: int, template: FrozenTrial
+    storage: optuna.storages.RDBStorage,
+    study_id: int,
+    template: FrozenTrial,
+    token: str,
+    beat: bool,
 ) -> FrozenTrial:
-    """One attempt at Optuna's trial-creation transaction, without its own retry loop.
+    """One attempt at Optuna's trial-creation transaction, without its own retry loop, which
+    also stores the creation ``token`` and, if ``beat``, the trial's first heartbeat.
 
     ``RDBStorage._create_new_trial`` retries a failed commit up to five times by itself; a
-    commit that succeeded but whose answer was lost would then leave a second trial.
+    commit that succeeded but whose answer was lost would then leave a second trial. A
+    worker's trial beats from its creation on, in the same transaction, so a worker killed
+    before its heartbeat thread's first beat leaves a trial that Optuna's own stale rule
+    fails (a trial that never beat is never failed by it).
     """
     with _create_scoped_session(storage.scoped_session) as session:
         # The study row lock numbers trials densely, as in Optuna.
         _models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
         row = storage._get_prepared_new_trial(study_id, template, session)
+        session.execute(sqlalchemy.insert(TOKENS).values(token=token, trial_id=row.trial_id))
+        if beat and template.state == TrialState.RUNNING:
+            session.add(_models.TrialHeartbeatModel(trial_id=row.trial_id))
         frozen = copy.deepcopy(template)
         frozen.number = int(row.number)
         frozen.datetime_start = cast(datetime, row.datetime_start)
@@ -201,42 +202,35 @@ def create_trial_once(
         return frozen
 
 
-def trial_with_system_attr(
-    storage: optuna.storages.RDBStorage, study_id: int, key: str, value: Any
-) -> int | None:
-    """The id of the study's first trial whose system attribute ``key`` is ``value``."""
-    attrs = _models.TrialSystemAttributeModel.__table__
-    trials = _models.TrialModel.__table__
-    query = (
-        sqlalchemy.select(trials.c.trial_id)
-        .join(attrs, attrs.c.trial_id == trials.c.trial_id)
-        .where(trials.c.study_id == study_id)
-        .where(attrs.c.key == key, attrs.c.value_json == json.dumps(value))
-        .order_by(trials.c.trial_id)
-        .limit(1)
-    )
+def claim_trial(storage: optuna.storages.RDBStorage, trial_id: int, beat: bool) -> bool:
+    """``set_trial_state_values(trial_id, RUNNING)`` as Optuna's (False if the trial is no
+    longer WAITING; ``UpdateFinishedTrialError`` if it ended) that, if ``beat``, records the
+    trial's first heartbeat in the same transaction (see :func:`create_trial_once`)."""
+    try:
+        with _create_scoped_session(storage.scoped_session) as session:
+            trial = _models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+            storage.check_trial_is_updatable(trial_id, trial.state)
+            if trial.state != TrialState.WAITING:
+                return False
+            trial.state = TrialState.RUNNING
+            trial.datetime_start = datetime.now()
+            if beat:
+                found = _models.TrialHeartbeatModel.where_trial_id(trial_id, session, True)
+                if found is None:
+                    session.add(_models.TrialHeartbeatModel(trial_id=trial_id))
+                else:
+                    found.heartbeat = session.execute(sqlalchemy.func.now()).scalar_one()
+    except sqlalchemy.exc.IntegrityError:
+        return False
+    return True
+
+
+def trial_with_token(storage: optuna.storages.RDBStorage, token: str) -> int | None:
+    """The id of the trial created with creation ``token``, if it was created."""
+    query = sqlalchemy.select(TOKENS.c.trial_id).where(TOKENS.c.token == token)
     with storage.engine.connect() as conn:
         found = conn.execute(query).scalar()
     return None if found is None else int(found)
-
-
-def running_trial_beats(
-    storage: optuna.storages.RDBStorage, study_id: int
-) -> tuple[datetime, list[tuple[int, datetime | None, datetime | None]]]:
-    """The database's clock and ``(trial_id, datetime_start, last heartbeat or None)`` of
-    each RUNNING trial, naive in the database session's time zone as Optuna compares them."""
-    trials = _models.TrialModel.__table__
-    beats = _models.TrialHeartbeatModel.__table__
-    query = (
-        sqlalchemy.select(trials.c.trial_id, trials.c.datetime_start, beats.c.heartbeat)
-        .select_from(trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
-        .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
-    )
-    with storage.engine.connect() as conn:
-        now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one()
-        rows = [(int(r[0]), r[1], r[2]) for r in conn.execute(query)]
-    # As Optuna does: PostgreSQL answers with the session's time zone attached.
-    return cast(datetime, now).replace(tzinfo=None), rows
 
 
 def make_grpc_server(

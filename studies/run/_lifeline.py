@@ -19,14 +19,14 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from storage import trial_writer
 from storage.optuna_compat import (
     BaseHeartbeatThread,
     backend_of,
+    cache_user_attrs,
     fresh_trials,
     heartbeat_thread,
-    publish,
     retarget_trial,
-    set_user_attrs,
     study_storage,
     trial_id,
     written_system_attrs,
@@ -74,6 +74,10 @@ class Lifeline:
         self._trial = trial
         self._beats: list[BaseHeartbeatThread] = []
         self.lost = False
+        # The storage's declared trial-write interface; the trial's writes are kept and
+        # stored together at publish, at each report and at the end.
+        self._writer = trial_writer(study_storage(trial.study))
+        self._writer.keep_writes(trial_id(trial))
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._trial, name)
@@ -87,13 +91,18 @@ class Lifeline:
 
     def set_user_attrs(self, attrs: dict[str, Any]) -> None:
         """Set several user attributes in one storage write where the storage allows it
-        (see :func:`storage.optuna_compat.set_user_attrs`)."""
-        self._write(lambda trial: set_user_attrs(trial, attrs))
+        (:meth:`storage.TrialWriter.set_trial_user_attrs`)."""
+
+        def write(trial: optuna.trial.Trial) -> None:
+            self._writer.set_trial_user_attrs(trial_id(trial), attrs)
+            cache_user_attrs(trial, attrs)
+
+        self._write(write)
 
     def publish(self) -> None:
-        """Store what was written to the trial so far, now (see
-        :func:`storage.optuna_compat.publish`)."""
-        self._write(publish)
+        """Store what was written to the trial so far, now
+        (:meth:`storage.TrialWriter.publish`)."""
+        self._write(lambda trial: self._writer.publish(trial_id(trial)))
 
     def _write(self, write: Callable[[optuna.trial.Trial], _T]) -> _T:
         """``write`` to the trial; if it was declared dead meanwhile, to its copy."""
@@ -172,6 +181,7 @@ class Lifeline:
             storage.set_trial_intermediate_value(new_id, step, value)
         storage.set_trial_system_attr(new_id, ADOPTED_ATTR, True)
         retarget_trial(self._trial, storage.get_trial(new_id))
+        self._writer.keep_writes(new_id)
         beat = heartbeat_thread(new_id, storage)
         beat.start()
         self._beats.append(beat)
