@@ -17,8 +17,7 @@ import plotly.graph_objects as go
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from storage.optuna_compat import compute_hypervolume
-from studies.pareto import feasible
+from studies.pareto import feasible, hypervolume_of_minimized
 from studies.results._report_parts import (
     COUNT_OBJECTIVES,
     FRACTION_OBJECTIVES,
@@ -111,7 +110,7 @@ def hypervolume_history(
             if np.all(point <= ref) and not dominated:
                 kept = front[~np.all(point <= front, axis=1)]
                 front = np.vstack([kept, point])
-                hv = compute_hypervolume(front, ref, assume_pareto=True)
+                hv = hypervolume_of_minimized(front, ref)
         history.append((t, hv))
     return history
 

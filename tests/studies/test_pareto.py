@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 import optuna
 import pytest
+from optuna._hypervolume import compute_hypervolume as optuna_hypervolume
 from optuna.study import StudyDirection
 
 from studies.pareto import (
@@ -20,6 +21,7 @@ from studies.pareto import (
     dominates,
     feasible,
     hypervolume,
+    hypervolume_of_minimized,
     keep_by_pareto_rank,
     minimized,
     pareto_ranks,
@@ -83,6 +85,64 @@ def test_hypervolume_matches_a_sweep_on_random_fronts() -> None:
                 area += (ref[0] - x) * (best_y - y)
                 best_y = y
         assert hypervolume(pts, ref, ["minimize"] * 2) == pytest.approx(area)
+
+
+def _random_points(rng: np.random.Generator, n: int, m: int, kind: str) -> np.ndarray:
+    if kind == "front":  # all on one front: the slow case for every algorithm
+        d = np.abs(rng.normal(size=(n, m))) + 1e-3
+        return d / np.linalg.norm(d, axis=1, keepdims=True)
+    if kind == "grid":  # ties in every objective, repeated and dominated points
+        return rng.integers(0, 4, size=(n, m)).astype(float)
+    return rng.uniform(0, 1, size=(n, m))
+
+
+@pytest.mark.parametrize("n_objectives", [2, 3, 4])
+@pytest.mark.parametrize("kind", ["front", "grid", "uniform"])
+def test_hypervolume_matches_optunas_on_random_points(n_objectives: int, kind: str) -> None:
+    # Optuna's private routine is the oracle here only: the product does not call it.
+    rng = np.random.default_rng(n_objectives)
+    for n in (1, 2, 3, 5, 12, 60, 200):
+        q = _random_points(rng, n, n_objectives, kind)
+        ref = q.max(axis=0) + rng.uniform(0.05, 0.5, size=n_objectives)
+        expected = optuna_hypervolume(q, ref)
+        assert expected > 0
+        assert hypervolume_of_minimized(q, ref) == pytest.approx(expected, rel=1e-9)
+        # Maximizing the first objective is minimizing its negation.
+        directions = ["maximize"] + ["minimize"] * (n_objectives - 1)
+        flipped = q * np.array([-1.0] + [1.0] * (n_objectives - 1))
+        reference = [-ref[0], *ref[1:]]
+        assert hypervolume(flipped, reference, directions) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("n_objectives", [2, 3, 4])
+def test_hypervolume_ignores_points_not_below_the_reference(n_objectives: int) -> None:
+    rng = np.random.default_rng(10 + n_objectives)
+    q = rng.uniform(0, 1, size=(80, n_objectives))
+    ref = np.full(n_objectives, 0.8)  # some points beyond it, some on it
+    q[:5, 0] = 0.8
+    below = (q < ref).all(axis=1)
+    assert 0 < below.sum() < len(q)
+    expected = optuna_hypervolume(q[below], ref)
+    assert hypervolume_of_minimized(q, ref) == pytest.approx(expected, rel=1e-9)
+    assert hypervolume_of_minimized(q[~below], ref) == 0.0
+
+
+def test_hypervolume_of_hand_worked_boxes_in_three_and_four_objectives() -> None:
+    # Two unit-overlapping boxes to (2, 2, 2): 2*1*1 + 1*2*1 - 1*1*1 = 3.
+    q3 = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+    assert hypervolume_of_minimized(q3, np.array([2.0, 2.0, 2.0])) == pytest.approx(3.0)
+    # Each of the four corners of a unit-spaced simplex: 4 * 2^3 - 6 * 2^2 + 4 * 2 - 1 = 15.
+    q4 = np.eye(4)
+    assert hypervolume_of_minimized(q4, np.full(4, 2.0)) == pytest.approx(15.0)
+    # One point: its box; a repeated point counts once.
+    assert hypervolume_of_minimized(np.array([[1.0, 2.0, 3.0]] * 3), np.full(3, 4.0)) == 6.0
+    assert hypervolume_of_minimized(np.array([[0.5]]), np.array([2.0])) == 1.5
+
+
+def test_hypervolume_with_an_infinite_reference() -> None:
+    q = np.array([[0.0, 1.0]])
+    assert hypervolume_of_minimized(q, np.array([math.inf, 2.0])) == math.inf
+    assert hypervolume_of_minimized(np.empty((0, 2)), np.array([math.inf, 2.0])) == 0.0
 
 
 def _reference_ranks(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
