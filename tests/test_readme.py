@@ -38,7 +38,7 @@ PAGES = [README, *sorted(DOCS.glob("*.md"))]
 #: Appended to the commands that train, so each page runs in seconds; a later option wins.
 SMALL_BUDGET = {
     "run": ["--n-trials", "2", "--epochs", "1"],
-    "worker": ["--n-trials", "2", "--epochs", "1"],
+    "worker": ["--n-trials", "1", "--epochs", "1"],
     "launch": ["--n-trials", "2", "--epochs", "1"],
     "oneshot": ["--candidates", "1", "--epochs", "1"],
 }
