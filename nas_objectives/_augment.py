@@ -14,9 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_objectives._data_errors import DatasetError
-
-#: The augmentations ``[dataset] augment`` may list; they are applied in this order.
-AUGMENTATIONS = ("flip", "crop")
+from nas_objectives.config import AUGMENTATIONS
 
 
 def crop_pad(height: int, width: int) -> int:

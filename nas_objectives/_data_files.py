@@ -28,7 +28,6 @@ from nas_objectives._data_errors import DatasetError, data_error
 from nas_objectives._decode_cache import default_cache_dir
 from nas_objectives._errors import first_line
 
-FILE_DATASETS = ("image_folder", "tensors", "csv")
 TENSOR_SUFFIXES = (".npz", ".pt", ".safetensors")
 
 

@@ -18,9 +18,6 @@ import torch
 from nas_objectives._data_errors import DatasetError
 from nas_objectives._errors import first_line
 
-TORCHVISION_DATASETS = ("mnist", "fashion_mnist", "kmnist", "emnist", "cifar10", "cifar100", "svhn")
-EMNIST_SPLITS = ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")
-
 # Where each dataset's files go under data_dir, for the "not found" message.
 _WHERE = {
     "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",

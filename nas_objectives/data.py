@@ -26,17 +26,16 @@ import torch
 
 from nas_objectives._data_errors import DatasetError, data_error
 from nas_objectives._data_files import (
-    FILE_DATASETS,
     RawData,
     raw_from_arrays,
     read_csv,
     read_image_folder,
     read_tensor_file,
 )
-from nas_objectives._data_torchvision import EMNIST_SPLITS, TORCHVISION_DATASETS, read_torchvision
+from nas_objectives._data_torchvision import read_torchvision
 from nas_objectives._tensor_data import TensorData, make_tensor_data
+from nas_objectives.config import DATASETS, EMNIST_SPLITS, FILE_DATASETS
 
-DATASETS = ("digits", *TORCHVISION_DATASETS, *FILE_DATASETS)
 DEFAULT_DATA_DIR = Path("~/.cache/nas-study/data")
 # Without a test split of its own, a file dataset holds out this share for test, as digits does.
 FILE_TEST_FRACTION = 0.2

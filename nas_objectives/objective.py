@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 import optuna
 import torch
@@ -14,22 +13,18 @@ import torch
 from nas_objectives import record
 from nas_objectives._augment import check_augment
 from nas_objectives._errors import first_line
+from nas_objectives.config import ObjectiveConfig
 from nas_objectives.data import TensorData
 from nas_objectives.metrics import (
     OBJECTIVES,
-    Direction,
     count_flops,
     count_params,
     macro_f1,
     measure_latency_ms,
 )
 from nas_objectives.models import build_model
-from nas_objectives.space import SearchSpace, suggest
+from nas_objectives.space import suggest
 from nas_objectives.train import EpochResult, TrainingStoppedError, predict, train
-
-#: Quantities a constraint may bound from above (``max_<name>`` in a study file).
-CONSTRAINABLE = record.COST_OBJECTIVES
-
 
 #: Called after every epoch of a multi-objective trial with the trial, the epoch (from 1)
 #: and the trial's objective values at that epoch (validation accuracy standing in for
@@ -67,26 +62,39 @@ def share_and_decide(
     return epoch_pruner(trial, epoch, values)
 
 
+@runtime_checkable
+class TrialRecorder(Protocol):
+    """What a trial offers beyond Optuna's ``Trial`` to be recorded in few storage writes.
+
+    The worker's trials implement it (``studies.run``'s lifeline, over the storage's
+    declared trial-write interface): user attributes in one write, and ``publish`` to store
+    what the trial wrote so far now, where the storage keeps a trial's writes for later.
+    A plain Optuna ``Trial`` stores each write at once and needs neither.
+    """
+
+    def set_user_attrs(self, attrs: dict[str, Any]) -> None:
+        """Store several user attributes in one write."""
+
+    def publish(self) -> None:
+        """Make what the trial wrote so far visible to other processes now."""
+
+
 def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: dict[str, Any]) -> None:
-    """Store ``attrs`` as user attributes of ``trial``: in one storage write when the trial
-    offers ``set_user_attrs`` (the worker's trials do: one commit instead of one per key),
-    else one by one."""
-    write_all = getattr(trial, "set_user_attrs", None)
-    if write_all is not None:
-        write_all(attrs)
+    """Store ``attrs`` as user attributes of ``trial``: in one write for a
+    :class:`TrialRecorder` (the worker's trials), else one by one."""
+    if isinstance(trial, TrialRecorder):
+        trial.set_user_attrs(attrs)
         return
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
 
 
 def publish(trial: optuna.trial.BaseTrial) -> None:
-    """Make what ``trial`` wrote so far visible to other processes now, where the trial's
-    storage keeps its writes for later (the worker's trials do: they are stored in one
-    transaction here, and the rest with the trial's result); else they are stored already.
+    """Make what ``trial`` wrote so far visible to other processes now: a
+    :class:`TrialRecorder` stores its kept writes; any other trial has stored them already.
     """
-    store = getattr(trial, "publish", None)
-    if store is not None:
-        store()
+    if isinstance(trial, TrialRecorder):
+        trial.publish()
 
 
 class TrialFailedError(RuntimeError):
@@ -102,34 +110,6 @@ def failure_reason(exc: BaseException) -> str:
         return first_line(exc)[:500]
     name, text = type(exc).__name__, first_line(exc)
     return (text if text == name else f"{name}: {text}")[:500]
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """What one trial needs to know about its study.
-
-    Attributes:
-        space: The search space.
-        objectives: Names from :data:`~nas_objectives.metrics.OBJECTIVES`, in the order the
-            trial returns them.
-        epochs: Training epochs per trial.
-        seed: Base seed; trial ``n`` initialises and shuffles with ``seed + n``.
-        constraints: Upper bounds, e.g. ``{"params": 50_000}``; a trial over a bound is
-            recorded as infeasible through :meth:`optuna.trial.Trial.set_constraint`.
-        augment: Augmentations applied to every training batch, all of them (``"flip"``,
-            ``"crop"``); none by default.
-    """
-
-    space: SearchSpace = field(default_factory=SearchSpace)
-    objectives: tuple[str, ...] = ("accuracy", "params")
-    epochs: int = 10
-    seed: int = 0
-    constraints: Mapping[str, float] = field(default_factory=dict)
-    augment: tuple[str, ...] = ()
-
-    @property
-    def directions(self) -> list[Direction]:
-        return [OBJECTIVES[o] for o in self.objectives]
 
 
 class Objective:
