@@ -13,6 +13,9 @@ This module re-exports the names callers use, so ``from studies import run_study
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from studies._signals import stop_on_signals
 from studies.errors import BudgetReachedError, StudyRunError, StudySpecError
 from studies.pruners import (
@@ -23,35 +26,6 @@ from studies.pruners import (
     ParetoRankPruner,
     build_mo_pruner,
     build_pruner,
-)
-from studies.results import (
-    DashboardServer,
-    ReportSection,
-    best_trials,
-    build_report,
-    dashboard_app,
-    format_rows,
-    hypervolume_history,
-    hypervolume_space,
-    make_dashboard_server,
-    metric_names,
-    serve_dashboard,
-    summary_rows,
-    trial_rows,
-    write_report,
-)
-from studies.run import (
-    BUDGET_STATES,
-    WORKER_STOPPED,
-    RunOptions,
-    RunReport,
-    count_budget,
-    launch_workers,
-    open_study,
-    resolve_device,
-    run_arrays,
-    run_study,
-    run_trials,
 )
 from studies.samplers import SAMPLERS, RegularizedEvolutionSampler, ReinforceSampler, build_sampler
 from studies.spec import (
@@ -67,6 +41,88 @@ from studies.spec import (
     resolve_spec,
     spec_from_data,
 )
+
+#: Imported on first use, so that every ``studies.*`` import (``nas-study --help`` among
+#: them) does not load the worker loop and torch (``studies.run``), nor plotly and the
+#: dashboard (``studies.results``).
+_ON_FIRST_USE = {
+    "studies.results": (
+        "DashboardServer",
+        "ReportSection",
+        "best_trials",
+        "build_report",
+        "dashboard_app",
+        "format_rows",
+        "hypervolume_history",
+        "hypervolume_space",
+        "make_dashboard_server",
+        "metric_names",
+        "serve_dashboard",
+        "summary_rows",
+        "trial_rows",
+        "write_report",
+    ),
+    "studies.run": (
+        "BUDGET_STATES",
+        "WORKER_STOPPED",
+        "RunOptions",
+        "RunReport",
+        "count_budget",
+        "launch_workers",
+        "open_study",
+        "resolve_device",
+        "run_arrays",
+        "run_study",
+        "run_trials",
+    ),
+}
+_LAZY = {name: module for module, names in _ON_FIRST_USE.items() for name in names}
+
+if TYPE_CHECKING:
+    from studies.results import (
+        DashboardServer,
+        ReportSection,
+        best_trials,
+        build_report,
+        dashboard_app,
+        format_rows,
+        hypervolume_history,
+        hypervolume_space,
+        make_dashboard_server,
+        metric_names,
+        serve_dashboard,
+        summary_rows,
+        trial_rows,
+        write_report,
+    )
+    from studies.run import (
+        BUDGET_STATES,
+        WORKER_STOPPED,
+        RunOptions,
+        RunReport,
+        count_budget,
+        launch_workers,
+        open_study,
+        resolve_device,
+        run_arrays,
+        run_study,
+        run_trials,
+    )
+else:
+
+    def __getattr__(name: str) -> Any:
+        """Import a name of ``studies.run`` or ``studies.results`` on first use (PEP 562)."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "BUDGET_STATES",

@@ -1,5 +1,9 @@
 """``nas-study export`` and ``nas-study evaluate``: a trial's model, retrained and written
-to a directory, and its test accuracy."""
+to a directory, and its test accuracy.
+
+What needs torch (retraining, writing, loading a model; the device) is imported inside
+the handlers, so building the parser (``nas-study --help``) never loads it.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,10 @@ import argparse
 import json
 import logging
 
-from nas_objectives import (
-    ExportError,
-    TrainingError,
-    check_export_dir,
-    check_export_formats,
-    count_params,
-    evaluate_export,
-    load_dataset,
-    record,
-    retrain,
-    save_export,
-)
+from nas_objectives import ExportError, record
 from storage import open_storage, redact_url
 from studies.cli._args import Parser, load_named_study, positive_int, storage_arg
 from studies.results import BEST, format_rows, metric_names, replay_trial, select_trial, stored_spec
-from studies.run import resolve_device
 
 _logger = logging.getLogger(__name__)
 
@@ -84,6 +76,17 @@ def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def command_export(args: argparse.Namespace, url: str) -> int:
+    from nas_objectives import (
+        TrainingError,
+        check_export_dir,
+        check_export_formats,
+        count_params,
+        load_dataset,
+        retrain,
+        save_export,
+    )
+    from studies.run import resolve_device
+
     # Everything that can be refused is refused before the study is read or anything trains.
     check_export_formats(torchscript=args.torchscript, onnx=args.onnx)
     out = check_export_dir(args.out, force=args.force)
@@ -185,6 +188,9 @@ def command_export(args: argparse.Namespace, url: str) -> int:
 
 
 def command_evaluate(args: argparse.Namespace, url: str) -> int:
+    from nas_objectives import evaluate_export
+    from studies.run import resolve_device
+
     result = evaluate_export(args.dir, device=resolve_device(args.device), data_dir=args.data_dir)
     row = result.to_dict()
     if args.format == "json":

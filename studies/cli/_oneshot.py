@@ -1,17 +1,18 @@
-"""``nas-study oneshot``: DARTS searches over a cell study, their cells enqueued as trials."""
+"""``nas-study oneshot``: DARTS searches over a cell study, their cells enqueued as trials.
+
+The search (torch) and the worker side (:mod:`studies.run`) are imported inside the
+handler, so building the parser (``nas-study --help``) never loads them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from nas_objectives import load_dataset
 from nas_objectives._cell_graph import to_nb201
 from storage import open_storage, redact_url
 from studies.cli._args import Parser, positive_int, storage_arg
-from studies.oneshot import SearchSettings, check_oneshot_space, run_oneshot
 from studies.results import format_rows
-from studies.run import open_study, resolve_device
 from studies.spec import resolve_spec
 
 _logger = logging.getLogger("nas_study")
@@ -112,6 +113,10 @@ def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def _cmd_oneshot(args: argparse.Namespace, url: str) -> int:
+    from nas_objectives import load_dataset
+    from studies.oneshot import SearchSettings, check_oneshot_space, run_oneshot
+    from studies.run import open_study, resolve_device
+
     spec = resolve_spec(args.study)
     check_oneshot_space(spec)  # before any database or dataset is touched
     device = resolve_device(args.device)

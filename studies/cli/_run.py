@@ -3,6 +3,9 @@ study, or serve its storage.
 
 The options they share are declared once (:func:`_study_args`) and parsed into one
 :class:`~studies.run.RunOptions`, which ``launch`` forwards whole to its workers.
+
+torch and the worker loop (:mod:`studies.run`) are imported inside the handlers: building
+the parser, as ``nas-study --help`` and every read-only command do, never loads them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ import dataclasses
 import logging
 import os
 import sys
-
-import torch
 
 from storage import open_storage, redact_url, serve_storage
 from studies._signals import stop_on_signals
@@ -27,16 +28,6 @@ from studies.cli._args import (
 )
 from studies.cli._inspect import print_best
 from studies.errors import StudyRunError
-from studies.run import (
-    RunOptions,
-    count_budget,
-    gpu_slots,
-    launch_workers,
-    open_study,
-    resolve_device,
-    run_study,
-    show_progress,
-)
 from studies.spec import DEFAULT_STUDY, resolve_spec
 
 _logger = logging.getLogger("nas_study")
@@ -164,6 +155,10 @@ def _heartbeat_args(p: argparse.ArgumentParser) -> None:
 
 def _work(args: argparse.Namespace, url: str, *, worker: bool) -> int:
     """``run`` and ``worker``: the same loop; ``run`` also prints the Pareto set."""
+    import torch
+
+    from studies.run import RunOptions, count_budget, resolve_device, run_study
+
     spec = resolve_spec(args.study)
     options = RunOptions.from_args(args)
     resolve_device(options.device)  # a bad --device is refused before a database is created
@@ -216,6 +211,15 @@ def _cmd_worker(args: argparse.Namespace, url: str) -> int:
 
 
 def _cmd_launch(args: argparse.Namespace, url: str) -> int:
+    from studies.run import (
+        RunOptions,
+        gpu_slots,
+        launch_workers,
+        open_study,
+        resolve_device,
+        show_progress,
+    )
+
     if args.workers_per_gpu > 1 and not args.gpus:
         raise StudyRunError(f"launch: --workers-per-gpu {args.workers_per_gpu} needs --gpus")
     if args.workers is None and not args.gpus:
@@ -251,6 +255,8 @@ def _cmd_launch(args: argparse.Namespace, url: str) -> int:
 
 
 def _cmd_serve_storage(args: argparse.Namespace, url: str) -> int:
+    from studies.run import RunOptions
+
     options = RunOptions.from_args(args)
     serve_storage(
         url,

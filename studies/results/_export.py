@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_objectives import (
-    ExportError,
-    Layout,
-    OptimizerSettings,
-    TensorData,
-    record,
-    suggest,
-)
+from nas_objectives import ExportError, Layout, OptimizerSettings, record, suggest
 from nas_objectives.record import STUDY_SPEC
 from studies.results._tables import best_trials, metric_names
 from studies.spec import StudySpec, spec_from_data
+
+if TYPE_CHECKING:  # the data is the caller's; reading a study needs no torch
+    from nas_objectives import TensorData
 
 _logger = logging.getLogger(__name__)
 
