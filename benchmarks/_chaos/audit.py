@@ -6,14 +6,13 @@ from collections import Counter
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_objectives import record
 from storage import open_storage
+from storage.optuna_compat import TOKENS
 from studies.run import ADOPTED_ATTR
-
-#: The creation token every trial carries (``storage._once``), to count duplicates.
-CREATE_TOKEN_ATTR = "nas_study:create_token"
 
 
 def audit_study(url: str, name: str, budget: int, killed_workers: set[str]) -> dict[str, Any]:
@@ -27,9 +26,7 @@ def audit_study(url: str, name: str, budget: int, killed_workers: set[str]) -> d
     adopted = {
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get(ADOPTED_ATTR)
     }
-    tokens = Counter(
-        t.system_attrs[CREATE_TOKEN_ATTR] for t in trials if CREATE_TOKEN_ATTR in t.system_attrs
-    )
+    tokens = _creation_tokens(url, [t._trial_id for t in trials])
     lost_to_kills = [t for t in stale if t.user_attrs.get(record.WORKER) in killed_workers]
     lost_otherwise = [
         t
@@ -51,14 +48,27 @@ def audit_study(url: str, name: str, budget: int, killed_workers: set[str]) -> d
         "zombies": states["RUNNING"],
         "declared_dead_before_first_write": sum(record.WORKER not in t.user_attrs for t in stale),
         "lost": sum(t.number not in copied for t in stale),
+        # Two trials from one creation (a retry after a lost answer): one token, two ids.
         "duplicates": sum(n - 1 for n in tokens.values() if n > 1),
-        "trials_without_token": sum(CREATE_TOKEN_ATTR not in t.system_attrs for t in trials),
+        # Trials a worker created (copies queued for dead trials carry no token).
+        "trials_created_with_token": sum(tokens.values()),
         "epochs_thrown_away_by_kills": sum(len(t.intermediate_values) for t in lost_to_kills),
         "epochs_thrown_away_otherwise": sum(len(t.intermediate_values) for t in lost_otherwise),
         "copies_adopted_by_their_original_worker": len(adopted),
         "budget": budget,
         "budget_met_exactly": done == budget,
     }
+
+
+def _creation_tokens(url: str, trial_ids: list[int]) -> Counter[str]:
+    """How many of ``trial_ids`` each creation token names (nas-study's token table)."""
+    storage = open_storage(url, heartbeat=None)
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    query = sqlalchemy.select(TOKENS.c.token).where(TOKENS.c.trial_id.in_(trial_ids))
+    with storage.engine.connect() as conn:
+        found = Counter(str(t) for t in conn.execute(query).scalars())
+    storage.engine.dispose()
+    return found
 
 
 def _declared_dead(trial: FrozenTrial) -> bool:

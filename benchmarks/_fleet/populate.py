@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime
 import json
 import random
-import uuid
 from typing import Any
 
 import optuna
@@ -36,8 +35,6 @@ VIA_OPTUNA = 10
 CHUNK = 2000
 #: Bulk trials read back and compared.
 CHECKED = 40
-#: The creation token's system attribute (``storage._once.CREATE_TOKEN_ATTR``).
-CREATE_TOKEN_ATTR = "nas_study:create_token"
 TRIAL_TABLES = (
     "trial_params",
     "trial_values",
@@ -74,7 +71,6 @@ def finished_trial(number: int, rng: random.Random) -> FrozenTrial:
         params=params,
         distributions=dict(SPACE),
         user_attrs=attrs,
-        system_attrs={CREATE_TOKEN_ATTR: uuid.UUID(int=rng.getrandbits(128)).hex},
         intermediate_values=dict(enumerate(accuracies, start=1)),
     )
     trial.number = number

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from optuna.storages import RDBStorage
 
-from storage import DEFAULT_HEARTBEAT, HeartbeatSettings, StorageError, open_storage
+from storage import DEFAULT_HEARTBEAT, HeartbeatSettings, StorageError, open_storage, trial_writer
 from tests.conftest import POSTGRES_URL
 
 #: The MariaDB server of this machine; a database ``test`` that root may use without password.
@@ -165,3 +165,16 @@ def relay(free_port: int) -> Iterator[TcpRelay]:
     r.start()
     yield r
     r.stop()
+
+
+def worker_trial(study: optuna.Study) -> optuna.trial.Trial:
+    """``study.ask()`` as a worker asks: its storage keeps the trial's writes until they
+    are published, reported or ended (``TrialWriter.keep_writes``)."""
+    trial = study.ask()
+    trial_writer(study._storage).keep_writes(trial._trial_id)
+    return trial
+
+
+def publish(trial: optuna.trial.Trial) -> None:
+    """Store the kept writes of ``trial`` now (``TrialWriter.publish``)."""
+    trial_writer(trial.study._storage).publish(trial._trial_id)

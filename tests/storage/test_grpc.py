@@ -17,8 +17,9 @@ from storage import (
     StorageURLError,
     open_storage,
     serve_storage,
+    trial_writer,
 )
-from storage.optuna_compat import set_user_attrs
+from studies.run._lifeline import Lifeline
 from tests.storage.conftest import open_when_answering
 
 
@@ -50,11 +51,13 @@ def test_study_runs_through_the_grpc_proxy_into_the_database(
 
     # Several user attributes in one call (the proxy's SetUserAttrs), as trials write them.
     running = study.ask()
-    set_user_attrs(running, {"arch": "64-32-10", "params": 2410, "curve": [0.5, 0.75]})
+    Lifeline(running).set_user_attrs({"arch": "64-32-10", "params": 2410, "curve": [0.5, 0.75]})
     assert running.user_attrs["params"] == 2410  # the live trial sees them too
     study.tell(running, 0.5)
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
-        set_user_attrs(running, {"late": 1})  # a finished trial refuses, as one write does
+        trial_writer(running.study._storage).set_trial_user_attrs(
+            running._trial_id, {"late": 1}
+        )  # a finished trial refuses, as one write does
 
     direct = optuna.load_study(study_name=unique_name, storage=open_storage(storage_url))
     assert [t.params for t in direct.trials] == [t.params for t in study.trials]

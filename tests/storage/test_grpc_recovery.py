@@ -17,6 +17,7 @@ import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 
+from storage import worker_cached_storage
 from storage._grpc_client import HeartbeatGrpcProxy
 from storage.optuna_compat import heartbeat_thread, is_heartbeat_enabled
 from tests.conftest import POSTGRES_URL
@@ -76,7 +77,8 @@ def _client(proxy: Proxy) -> optuna.storages.BaseStorage:
 def test_workers_beat_through_the_proxy_which_fails_the_dead_and_queues_copies(
     proxy: Proxy, unique_name: str
 ) -> None:
-    client = _client(proxy)
+    # A worker's client: its trials beat from the transaction that creates them.
+    client = worker_cached_storage(_client(proxy))
     assert is_heartbeat_enabled(client)
     assert isinstance(client, HeartbeatGrpcProxy) and client.get_heartbeat_interval() == 1
     study = optuna.create_study(storage=client, study_name=unique_name)
@@ -84,7 +86,7 @@ def test_workers_beat_through_the_proxy_which_fails_the_dead_and_queues_copies(
     beating = heartbeat_thread(alive._trial_id, client)
     beating.start()
     # A worker killed after creating its trial, before its first beat: a zombie, unless
-    # the proxy counts its start as its first beat.
+    # the trial beat from its creation on.
     zombie = study.ask(SPACE)
     try:
 

@@ -20,8 +20,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from storage import open_storage, worker_cached_storage
 from storage._grpc_writes import BufferingGrpcProxy
-from storage.optuna_compat import publish, trial_id
-from tests.storage.conftest import delete_study_if_present, open_when_answering
+from storage.optuna_compat import trial_id
+from tests.storage.conftest import (
+    delete_study_if_present,
+    open_when_answering,
+    publish,
+    worker_trial,
+)
 from tests.storage.test_worker_cache import (
     _a_trial,
     _stored,
@@ -140,7 +145,7 @@ def test_writes_wait_for_publish_a_report_or_the_end_in_one_call_each(
     def stored() -> FrozenTrial:
         return reader.get_trial(trial_id(trial))
 
-    trial = study.ask()
+    trial = worker_trial(study)
     trial.set_user_attr("worker", "w")
     trial.suggest_float("x", 0.0, 1.0)
     trial.suggest_int("n", 1, 4)
@@ -186,7 +191,7 @@ def test_a_parameter_the_study_contradicts_is_refused_when_sent(
 ) -> None:
     study = _studies(proxy, unique_name)["worker"]
     study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
-    trial = study.ask()
+    trial = worker_trial(study)
     trial.suggest_int("x", 0, 3)  # "x" is a float in this study
     with pytest.raises(ValueError, match="different distribution"):
         publish(trial)

@@ -64,12 +64,22 @@ def test_open_storage_is_an_rdb_storage_with_optunas_heartbeat(sqlite_url: str) 
     assert not is_heartbeat_enabled(open_storage(sqlite_url, heartbeat=None))
 
 
-def test_heartbeat_arguments_raise_no_experimental_warning(sqlite_url: str) -> None:
+def test_heartbeats_warn_as_optunas_own_storage_does_and_the_cli_hides_it(
+    sqlite_url: str,
+) -> None:
+    # Optuna's storage contract: heartbeat options raise its ExperimentalWarning.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         open_storage(sqlite_url, heartbeat=FAST)
     experimental = optuna.exceptions.ExperimentalWarning
-    assert [w for w in caught if issubclass(w.category, experimental)] == []
+    assert [w for w in caught if issubclass(w.category, experimental)]
+    # The CLI's users cannot act on it: main() filters it out.
+    from studies.cli import main
+
+    with warnings.catch_warnings(record=True) as caught:
+        main(["studies", "--storage", sqlite_url])
+        open_storage(sqlite_url, heartbeat=FAST)
+    assert not [w for w in caught if issubclass(w.category, experimental)]
 
 
 @pytest.mark.parametrize(

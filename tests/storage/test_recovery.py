@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import optuna
 import pytest
@@ -22,7 +22,13 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from storage import HeartbeatSettings, StorageError, StorageUnavailableError, open_storage
+from storage import (
+    HeartbeatSettings,
+    StorageError,
+    StorageUnavailableError,
+    open_storage,
+    worker_cached_storage,
+)
 from tests.storage.conftest import TcpRelay, open_rdb
 
 GRACE = 3600
@@ -30,43 +36,66 @@ LONG = HeartbeatSettings(interval=60, grace_period=GRACE, max_retry=1)
 SPACE: dict[str, BaseDistribution] = {"x": FloatDistribution(0, 1)}
 
 
-def _age_start(storage: RDBStorage, trial_id: int, seconds: float) -> None:
-    """Move the trial's start ``seconds`` into the past, as if it had run that long."""
-    trials = sqlalchemy.table(
-        "trials",
+def _age_first_beat(storage: RDBStorage, trial_id: int, seconds: float) -> None:
+    """Move the trial's only heartbeat ``seconds`` into the past, as if it were that old."""
+    beats = sqlalchemy.table(
+        "trial_heartbeats",
         sqlalchemy.column("trial_id"),
-        sqlalchemy.column("datetime_start", sqlalchemy.DateTime),
+        sqlalchemy.column("heartbeat", sqlalchemy.DateTime),
     )
     with storage.engine.begin() as conn:
-        start = conn.execute(
-            sqlalchemy.select(trials.c.datetime_start).where(trials.c.trial_id == trial_id)
+        beat = conn.execute(
+            sqlalchemy.select(beats.c.heartbeat).where(beats.c.trial_id == trial_id)
         ).scalar_one()
         conn.execute(
-            trials.update()
-            .where(trials.c.trial_id == trial_id)
-            .values(datetime_start=start - timedelta(seconds=seconds))
+            beats.update()
+            .where(beats.c.trial_id == trial_id)
+            .values(heartbeat=beat - timedelta(seconds=seconds))
         )
 
 
-def test_trial_that_never_beat_is_declared_dead_a_grace_period_after_its_start(
+def test_a_workers_trial_that_never_beat_is_declared_dead_a_grace_period_after_its_start(
     storage_url: str, unique_name: str
 ) -> None:
-    # A worker killed between creating its trial and its first heartbeat.
+    # A worker killed between creating its trial and its heartbeat thread's first beat:
+    # the trial beats from the transaction that created it, so Optuna's rule finds it.
     storage = open_rdb(storage_url, heartbeat=LONG)
-    study = optuna.create_study(storage=storage, study_name=unique_name)
-    zombie = study.ask(SPACE)
+    worker = optuna.create_study(storage=worker_cached_storage(storage), study_name=unique_name)
+    zombie = worker.ask(SPACE)
+    # Another process checks (the worker's own storage checks at most once a second).
+    study = optuna.load_study(study_name=unique_name, storage=storage)
 
     fail_stale_trials(study)
     assert study.trials[0].state == TrialState.RUNNING  # just started
-    _age_start(storage, zombie._trial_id, GRACE / 2)
+    _age_first_beat(storage, zombie._trial_id, GRACE / 2)
     fail_stale_trials(study)
     assert study.trials[0].state == TrialState.RUNNING  # half a grace period
-    _age_start(storage, zombie._trial_id, GRACE)
+    _age_first_beat(storage, zombie._trial_id, GRACE)
     fail_stale_trials(study)
     assert study.trials[0].state == TrialState.FAIL
     copies = study.get_trials(states=(TrialState.WAITING,))
     assert [c.params for c in copies] == [study.trials[0].params]
     assert copies[0].system_attrs["failed_trial"] == zombie.number
+
+
+def test_a_plain_optuna_trial_that_never_beat_is_left_running(
+    storage_url: str, unique_name: str
+) -> None:
+    # A plain Optuna ask/tell process sharing the study beats never: Optuna's rule leaves
+    # its trial alone, and so does nas-study, so its later tell is taken.
+    storage = open_rdb(storage_url, heartbeat=LONG)
+    study = optuna.create_study(storage=storage, study_name=unique_name)
+    trial = study.ask(SPACE)
+    with storage.engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("UPDATE trials SET datetime_start = :t WHERE trial_id = :i"),
+            {"t": datetime.now() - timedelta(seconds=10 * GRACE), "i": trial._trial_id},
+        )
+    fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.RUNNING
+    study.tell(trial, 1.0)
+    assert study.trials[0].state == TrialState.COMPLETE
+    assert study.trials[0].system_attrs == {}  # no creation token among them
 
 
 @pytest.fixture

@@ -15,21 +15,31 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import HeartbeatSettings, open_storage, worker_cached_storage
-from storage._stale import copy_of
+from storage import (
+    HeartbeatSettings,
+    RequeueStaleTrial,
+    open_storage,
+    trial_writer,
+    worker_cached_storage,
+)
 from storage._trial_cache import WorkerCachedStorage
 from storage.optuna_compat import (
     fail_and_queue_copy,
     fresh_trials,
     hold_reads,
-    publish,
     release_reads,
     study_id,
     trial_id,
 )
 from studies.run._lifeline import ADOPTED_ATTR, Lifeline
 from tests.conftest import POSTGRES_URL
-from tests.storage.conftest import MYSQL_URL, delete_study_if_present, open_rdb
+from tests.storage.conftest import (
+    MYSQL_URL,
+    delete_study_if_present,
+    open_rdb,
+    publish,
+    worker_trial,
+)
 
 #: The creation token: unique per trial, so never equal between two studies.
 _TOKEN = "nas_study:create_token"
@@ -72,6 +82,7 @@ def _plain_study(url: str, name: str) -> optuna.Study:
 
 def _a_trial(trial: optuna.trial.Trial, end: str) -> float:
     """Every kind of write a trial makes, in the order a worker makes them."""
+    trial_writer(trial.study._storage).keep_writes(trial._trial_id)  # as the worker does
     trial.set_user_attr("worker", "host:1")
     x = trial.suggest_float("x", 1e-4, 1.0, log=True)
     trial.suggest_int("n", 1, 4)
@@ -165,7 +176,7 @@ def test_writes_wait_for_publish_a_report_or_the_end_in_one_transaction_each(
     def stored() -> FrozenTrial:
         return reader.get_trial(trial_id(trial))
 
-    trial = study.ask()
+    trial = worker_trial(study)
     created = commits()
     trial.set_user_attr("worker", "w")
     trial.suggest_float("x", 0.0, 1.0)
@@ -198,7 +209,7 @@ def test_a_write_to_a_trial_declared_dead_raises_and_stores_nothing(
 def a_write_to_a_dead_trial_raises_and_stores_nothing(study: optuna.Study, url: str) -> None:
     """A trial declared dead by another process before its writes were stored: storing
     them raises, and the database holds none of them. Shared with the gRPC proxy's test."""
-    trial = study.ask()
+    trial = worker_trial(study)
     trial.suggest_float("x", 0.0, 1.0)
     other = open_storage(url, heartbeat=None)
     assert other.set_trial_state_values(trial_id(trial), TrialState.FAIL)
@@ -212,7 +223,7 @@ def test_a_retried_write_that_had_committed_writes_nothing_twice(
 ) -> None:
     study = _worker_study(db_url, unique_name)
     backend = study._storage._backend  # type: ignore[attr-defined]
-    trial = study.ask()
+    trial = worker_trial(study)
     trial.suggest_float("x", 0.0, 1.0)
     trial.set_user_attr("a", 1)
     pending = study._storage._own[trial_id(trial)].pending  # type: ignore[attr-defined]
@@ -232,12 +243,11 @@ def test_a_distribution_the_study_contradicts_is_refused(
     first.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
     # A second process, whose cache has not seen "x" yet: refused when stored.
     second = _worker_study(storage_url, unique_name)
-    trial = second.ask()
-    trial.suggest_categorical("x", ["a", "b"])
+    trial = worker_trial(second)
     with pytest.raises(ValueError, match="Cannot set different distribution"):
-        publish(trial)
-    # In the first process, whose cache knows "x": refused at once, as Optuna does.
-    trial = first.ask()
+        trial.suggest_categorical("x", ["a", "b"])  # refused at once, as Optuna does
+    # In the first process, whose cache knows "x": refused at once too.
+    trial = worker_trial(first)
     with pytest.raises(ValueError, match="Cannot set different distribution"):
         trial.suggest_categorical("x", ["a", "b"])
 
@@ -299,7 +309,9 @@ def moves_unpublished_writes_to_the_copy(study: optuna.Study, storage_url: str) 
     other = open_rdb(storage_url, heartbeat=None)
     dead = other.get_trial(trial_id(live))
     assert dead.params == {}
-    assert fail_and_queue_copy(other, study_id(study), dead._trial_id, copy_of(dead, None))
+    assert fail_and_queue_copy(
+        other, study_id(study), dead._trial_id, RequeueStaleTrial(None).copy_of(dead)
+    )
     lifeline.publish()  # finds the trial dead, takes over the copy, stores there
     assert lifeline.trial_id != dead._trial_id
     copy = other.get_trial(lifeline.trial_id)
