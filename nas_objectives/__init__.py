@@ -10,6 +10,8 @@ torch-free names (:mod:`~nas_objectives.record`, :mod:`~nas_objectives.space`,
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from nas_objectives._data_errors import DatasetError
@@ -118,6 +120,23 @@ else:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
+
+
+# ``train`` is a function and the name of its own module: once anything imports the module
+# ``nas_objectives.train``, Python binds the module to the package's ``train`` and the
+# PEP 562 hook above is never asked again. The package's class answers that one name with
+# the function, as the eager re-export did.
+_SHADOWED = frozenset(name for name in _LAZY if name == _LAZY[name].rsplit(".", 1)[-1])
+
+
+class _Package(types.ModuleType):
+    def __getattribute__(self, name: str) -> Any:
+        if name in _SHADOWED:
+            return getattr(importlib.import_module(_LAZY[name]), name)
+        return super().__getattribute__(name)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

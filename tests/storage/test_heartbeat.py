@@ -8,6 +8,7 @@ import textwrap
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -90,7 +91,7 @@ def test_heartbeats_warn_as_optunas_own_storage_does_and_the_cli_hides_it(
         ({"max_retry": -1}, "not be negative"),
     ],
 )
-def test_bad_heartbeat_settings_are_rejected(kwargs: dict[str, int], match: str) -> None:
+def test_bad_heartbeat_settings_are_rejected(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         HeartbeatSettings(**kwargs)
 

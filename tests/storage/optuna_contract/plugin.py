@@ -94,7 +94,7 @@ class NasRDBStorage(metaclass=_IsRDBStorage):
     ``sqlite:///:memory:`` default becomes this run's database); ``isinstance`` checks
     against it are checks against ``RDBStorage``."""
 
-    def __new__(cls, url: str = "", **kwargs: Any) -> Any:  # type: ignore[misc]
+    def __new__(cls, url: str = "", **kwargs: Any) -> Any:
         heartbeat = kinds.heartbeat_settings(kwargs)
         target = kinds.this_backend().url if url in ("", "sqlite:///:memory:") else url
         return open_storage(target, heartbeat=heartbeat)
