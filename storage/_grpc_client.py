@@ -272,37 +272,19 @@ class HeartbeatChannel:
 
     def _open(self) -> tuple[grpc.Channel, Any, Any]:
         channel = grpc.insecure_channel(self._address)
-        record = channel.unary_unary(
-            f"/{HEARTBEAT_SERVICE}/Record",
-            request_serializer=_dump,
-            response_deserializer=_load,
-        )
-        settings = channel.unary_unary(
-            f"/{HEARTBEAT_SERVICE}/Settings",
-            request_serializer=_dump,
-            response_deserializer=_load,
-        )
-        self._set_user_attrs = channel.unary_unary(
-            f"/{HEARTBEAT_SERVICE}/SetUserAttrs",
-            request_serializer=_dump,
-            response_deserializer=_load,
-        )
-        self._write_trial = channel.unary_unary(
-            f"/{HEARTBEAT_SERVICE}/WriteTrial",
-            request_serializer=_dump,
-            response_deserializer=_load,
-        )
-        self._trial_by_token = channel.unary_unary(
-            f"/{HEARTBEAT_SERVICE}/TrialByToken",
-            request_serializer=_dump,
-            response_deserializer=_load,
-        )
-        self._claim = channel.unary_unary(
-            f"/{HEARTBEAT_SERVICE}/Claim",
-            request_serializer=_dump,
-            response_deserializer=_load,
-        )
-        return channel, record, settings
+
+        def method(name: str) -> Any:
+            return channel.unary_unary(
+                f"/{HEARTBEAT_SERVICE}/{name}",
+                request_serializer=_dump,
+                response_deserializer=_load,
+            )
+
+        self._set_user_attrs = method("SetUserAttrs")
+        self._write_trial = method("WriteTrial")
+        self._trial_by_token = method("TrialByToken")
+        self._claim = method("Claim")
+        return channel, method("Record"), method("Settings")
 
     def record(self, trial_id: int, *, timeout: float) -> None:
         self._record({"trial_id": trial_id}, timeout=timeout)

@@ -20,7 +20,6 @@ an older nas-study) every write is sent as Optuna sends it.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -45,6 +44,7 @@ from storage._trial_writes import (
     TrialWrites,
     apply_writes,
     store_kept,
+    with_pending_writes,
     writes_to_json,
 )
 from storage._url import redact_url
@@ -233,16 +233,7 @@ class BufferingGrpcProxy(HeartbeatGrpcProxy):
         trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
         with self._kept_lock:
             pending = {i: k.pending for i, k in self._kept.items() if k.pending}
-            if not pending:
-                return trials
-            shown = []
-            for trial in trials:
-                writes = pending.get(trial._trial_id)
-                if writes is not None and trial.state == TrialState.RUNNING:
-                    trial = copy.deepcopy(trial)
-                    apply_writes(trial, writes)
-                shown.append(trial)
-            return shown
+        return with_pending_writes(trials, pending)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         trial = super().get_trial(trial_id)

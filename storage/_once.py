@@ -20,6 +20,7 @@ import copy
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
@@ -37,22 +38,7 @@ ALREADY_CREATED = "had committed before its answer was lost"
 def mark_template(template: FrozenTrial | None, token: str, *, worker: bool) -> FrozenTrial:
     """A copy of ``template`` (a plain new RUNNING trial if ``None``) carrying the marks a
     gRPC client sends: the creation ``token`` and whether the trial is a ``worker``'s."""
-    if template is None:
-        template = FrozenTrial(
-            number=-1,
-            state=TrialState.RUNNING,
-            value=None,
-            values=None,
-            datetime_start=None,
-            datetime_complete=None,
-            params={},
-            distributions={},
-            user_attrs={},
-            system_attrs={},
-            intermediate_values={},
-            trial_id=-1,
-        )
-    marked = copy.deepcopy(template)
+    marked = copy.deepcopy(template) if template is not None else new_running_template()
     marked.system_attrs[CREATE_TOKEN_ATTR] = token
     if worker:
         marked.system_attrs[WORKER_ATTR] = True
@@ -74,10 +60,27 @@ def take_marks(template: FrozenTrial | None) -> tuple[FrozenTrial | None, str, b
     token = str(template.system_attrs.get(CREATE_TOKEN_ATTR) or new_token())
     worker = bool(template.system_attrs.get(WORKER_ATTR, False))
     if bare.datetime_start is None and bare.state == TrialState.RUNNING:
-        from datetime import datetime
-
         bare.datetime_start = datetime.now()  # as Optuna's default template has it
     return bare, token, worker
+
+
+def new_running_template() -> FrozenTrial:
+    """The template Optuna's ``_create_new_trial`` uses when given none: a new RUNNING
+    trial starting now."""
+    return FrozenTrial(
+        number=-1,
+        state=TrialState.RUNNING,
+        value=None,
+        values=None,
+        datetime_start=datetime.now(),
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )
 
 
 def new_token() -> str:

@@ -7,27 +7,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import optuna
 import sqlalchemy
 from optuna.distributions import BaseDistribution
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models as _models
 from optuna.trial import TrialState
 
+from storage._retry import RetryingRDBStorage
 from storage._trial_writes import TrialWrites
 
 
-def proxy_cached_storage(storage: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
+def proxy_cached_storage(storage: RetryingRDBStorage) -> ProxyCachedStorage:
     """Optuna's trial cache in front of ``storage``, for the gRPC proxy server, which also
     takes parameters for a trial it has not read yet.
 
     Optuna's ``_CachedStorage.set_trial_param`` raises KeyError for a trial it has not seen;
     behind a proxy that was restarted, that is every trial created through the one before.
     """
-    return _ProxyCachedStorage(storage)
+    return ProxyCachedStorage(storage)
 
 
-class _ProxyCachedStorage(_CachedStorage):
+class ProxyCachedStorage(_CachedStorage):
+    """Optuna's cache in front of the proxy's database (see :func:`proxy_cached_storage`)."""
+
+    def __init__(self, backend: RetryingRDBStorage) -> None:
+        super().__init__(backend)
+        self.rdb = backend  # the backend, typed as the storage it is
+
     def set_trial_param(
         self,
         trial_id: int,
@@ -75,9 +81,7 @@ class _ProxyCachedStorage(_CachedStorage):
                 for name, (value, dist, previous) in writes.params.items():
                     if previous is None and name in study.param_distribution:
                         writes.params[name] = (value, dist, study.param_distribution[name])
-        stored = bool(
-            self._backend.write_trial(trial_id, writes, state, values)  # type: ignore[attr-defined]
-        )
+        stored = bool(self.rdb.write_trial(trial_id, writes, state, values))
         if study is not None:
             with self._lock:
                 for name, (_, dist, _) in writes.params.items():

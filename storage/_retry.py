@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from storage._errors import StorageError, first_line
 from storage._heartbeat import BeatLog, HeartbeatSettings, RequeueStaleTrial
-from storage._once import log_already_created, take_marks, tell_once
+from storage._once import log_already_created, new_running_template, take_marks, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
 from storage._stale import fail_stale_trials_at_once
 from storage._trial_writes import TrialWrites, write_trial
@@ -285,7 +285,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         (:func:`storage.optuna_compat.create_trial_once`)."""
         template, token, marked_worker = take_marks(template_trial)
         if template is None:
-            template = _new_running_template()
+            template = new_running_template()
         beat = (worker or marked_worker) and self.heartbeat_interval is not None
         return self._call_with_retry(
             "create_new_trial",
@@ -383,24 +383,6 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 lambda: fail_stale_trials_at_once(self, study_id, stale, callback),
             ),
         )
-
-
-def _new_running_template() -> FrozenTrial:
-    """The template Optuna's ``_create_new_trial`` uses when given none."""
-    return FrozenTrial(
-        number=-1,
-        state=TrialState.RUNNING,
-        value=None,
-        values=None,
-        datetime_start=datetime.now(),
-        datetime_complete=None,
-        params={},
-        distributions={},
-        user_attrs={},
-        system_attrs={},
-        intermediate_values={},
-        trial_id=-1,
-    )
 
 
 def _storage_methods() -> list[str]:

@@ -24,10 +24,10 @@ from storage._grpc import HEARTBEAT_SERVICE, grpc_address, require_grpc
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._open import open_rdb_storage, wait_for_storage
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
-from storage._proxy_cache import proxy_cached_storage
+from storage._proxy_cache import ProxyCachedStorage, proxy_cached_storage
 from storage._trial_writes import writes_from_json
 from storage._url import DEFAULT_GRPC_PORT, parse_storage_url, redact_url
-from storage.optuna_compat import backend_of, make_grpc_server
+from storage.optuna_compat import make_grpc_server
 
 if TYPE_CHECKING:
     import grpc
@@ -154,7 +154,7 @@ def fail_stale_trials_forever(
 
 
 def _heartbeat_service(
-    storage: optuna.storages.BaseStorage, heartbeat: HeartbeatSettings | None
+    storage: ProxyCachedStorage, heartbeat: HeartbeatSettings | None
 ) -> grpc.GenericRpcHandler:
     import grpc
 
@@ -166,16 +166,14 @@ def _heartbeat_service(
 
     def record(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         if heartbeat is not None:
-            storage.record_heartbeat(int(request["trial_id"]))  # type: ignore[attr-defined]
+            storage.record_heartbeat(int(request["trial_id"]))
         return {}
 
     def set_user_attrs(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         # A trial's user attributes in one call and one transaction, where Optuna's
         # protocol takes one call (and one transaction) per key.
         try:
-            backend_of(storage).set_trial_user_attrs(  # type: ignore[attr-defined]
-                int(request["trial_id"]), dict(request["attrs"])
-            )
+            storage.rdb.set_trial_user_attrs(int(request["trial_id"]), dict(request["attrs"]))
         except optuna.exceptions.UpdateFinishedTrialError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except KeyError as exc:
@@ -188,9 +186,8 @@ def _heartbeat_service(
         # value (storage._grpc_writes).
         writes, state, values = writes_from_json(request)
         # Through the proxy's cache, which knows the study's distributions.
-        write = getattr(storage, "write_trial", None) or backend_of(storage).write_trial  # type: ignore[attr-defined]
         try:
-            stored = write(int(request["trial_id"]), writes, state, values)
+            stored = storage.write_trial(int(request["trial_id"]), writes, state, values)
         except optuna.exceptions.UpdateFinishedTrialError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except KeyError as exc:
@@ -201,12 +198,12 @@ def _heartbeat_service(
 
     def trial_by_token(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         # A client's look-up of the trial its creation made, when the answer was lost.
-        return {"trial_id": backend_of(storage).trial_by_token(str(request["token"]))}  # type: ignore[attr-defined]
+        return {"trial_id": storage.rdb.trial_by_token(str(request["token"]))}
 
     def claim(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         # A worker takes a WAITING trial and beats for it, in one transaction.
         try:
-            claimed = backend_of(storage).claim_trial(int(request["trial_id"]))  # type: ignore[attr-defined]
+            claimed = storage.rdb.claim_trial(int(request["trial_id"]))
         except optuna.exceptions.UpdateFinishedTrialError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except KeyError as exc:

@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Container, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.trial import FrozenTrial, TrialState
 
+from storage._retry import RetryingRDBStorage
 from storage._trial_writes import (
     KeptWrites,
     TrialWrites,
@@ -26,6 +27,7 @@ from storage._trial_writes import (
     store_kept,
     study_distribution,
     trial_ids_to_read,
+    with_pending_writes,
 )
 
 #: Least seconds between two stale-trial checks of one study by one worker process. Optuna
@@ -82,9 +84,9 @@ class WorkerCachedStorage(_CachedStorage):
     ``RetryingRDBStorage``); relies on ``_CachedStorage``'s internals (Optuna ``<6``).
     """
 
-    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
+    def __init__(self, backend: RetryingRDBStorage) -> None:
         super().__init__(backend)
-        self._write_trial = backend.write_trial  # type: ignore[attr-defined]
+        self._rdb = backend  # the backend, typed as the storage it is
         self._own: dict[int, _OwnTrial] = {}
         # The RUNNING trials created here, as created, until the worker keeps their writes.
         self._created: dict[int, FrozenTrial] = {}
@@ -112,7 +114,7 @@ class WorkerCachedStorage(_CachedStorage):
     # Trials this process runs.
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        frozen = self._backend._create_new_trial(study_id, template_trial, worker=True)  # type: ignore[call-arg]
+        frozen = self._rdb._create_new_trial(study_id, template_trial, worker=True)
         with self._lock:
             if study_id not in self._studies:
                 self._studies[study_id] = _StudyInfo()
@@ -137,7 +139,7 @@ class WorkerCachedStorage(_CachedStorage):
         if own is None or not state.is_finished():
             if state == TrialState.RUNNING and values is None:
                 # A worker's claim: it beats from the claiming transaction on.
-                claimed = self._backend.claim_trial(trial_id)  # type: ignore[attr-defined]
+                claimed = self._rdb.claim_trial(trial_id)
             else:
                 claimed = self._backend.set_trial_state_values(trial_id, state, values)
             if state.is_finished():
@@ -145,7 +147,7 @@ class WorkerCachedStorage(_CachedStorage):
             return claimed
         completed_at = datetime.now()
         try:
-            stored = bool(self._write_trial(trial_id, own.pending, state, values, completed_at))
+            stored = bool(self._rdb.write_trial(trial_id, own.pending, state, values, completed_at))
         finally:
             self._ended(trial_id)
         self._remember_distributions(trial_id, own.pending)
@@ -195,7 +197,7 @@ class WorkerCachedStorage(_CachedStorage):
                 self._own.pop(trial_id, None)
 
         stored = store_kept(
-            own, extra, self._own_lock, lambda w: self._write_trial(trial_id, w), dead
+            own, extra, self._own_lock, lambda w: self._rdb.write_trial(trial_id, w), dead
         )
         if stored is not None:
             self._remember_distributions(trial_id, stored)
@@ -225,7 +227,7 @@ class WorkerCachedStorage(_CachedStorage):
         with self._lock:
             previous = self._studies[study_id].param_distribution.get(param_name)
         if previous is None:  # a name this process has not seen: the study may have it
-            previous = self._backend._call_with_retry(  # type: ignore[attr-defined]
+            previous = self._rdb._call_with_retry(
                 "set_trial_param",
                 lambda: study_distribution(self._backend, study_id, param_name),
             )
@@ -258,7 +260,7 @@ class WorkerCachedStorage(_CachedStorage):
                 if own.view is not None:
                     own.view.user_attrs.update(copy.deepcopy(attrs))
                 return
-        self._write_trial(trial_id, TrialWrites(user_attrs=dict(attrs)))
+        self._rdb.write_trial(trial_id, TrialWrites(user_attrs=dict(attrs)))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         with self._own_lock:
@@ -298,11 +300,15 @@ class WorkerCachedStorage(_CachedStorage):
             own.view = copy.deepcopy(stored)
         return stored
 
+    def surely_alive(self, trial_id: int) -> bool:
+        """Whether this process's beats prove nobody has declared ``trial_id`` dead
+        (:meth:`RetryingRDBStorage.surely_alive`); False means "read the trial to know"."""
+        return self._rdb.surely_alive(trial_id)
+
     def _surely_alive(self, trial_id: int) -> bool:
-        if self._backend.get_heartbeat_interval() is None:
+        if self._rdb.get_heartbeat_interval() is None:
             return True  # without heartbeats nothing declares a trial dead
-        surely_alive = getattr(self._backend, "surely_alive", None)
-        return bool(surely_alive is not None and surely_alive(trial_id))
+        return self._rdb.surely_alive(trial_id)
 
     # Reads of the whole study.
 
@@ -323,23 +329,9 @@ class WorkerCachedStorage(_CachedStorage):
                 key=lambda t: t.number,
             )
             trials = copy.deepcopy(trials) if deepcopy else trials
-        return self._with_pending_writes(trials)
-
-    def _with_pending_writes(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-        """``trials`` with the writes this process keeps for its running trials applied
-        (to copies), so a sampler or callback reading the study sees them."""
         with self._own_lock:
             pending = {i: o.pending for i, o in self._own.items() if o.pending}
-            if not pending:
-                return trials
-            shown = []
-            for trial in trials:
-                writes = pending.get(trial._trial_id)
-                if writes is not None and trial.state == TrialState.RUNNING:
-                    trial = copy.deepcopy(trial)
-                    apply_writes(trial, writes)
-                shown.append(trial)
-            return shown
+        return with_pending_writes(trials, pending)
 
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
         """Optuna's refresh of the study's trials, except that the trials this process
@@ -355,7 +347,7 @@ class WorkerCachedStorage(_CachedStorage):
             if study_id not in self._studies:
                 self._studies[study_id] = _StudyInfo()
             study = self._studies[study_id]
-            ids = backend._call_with_retry(  # type: ignore[attr-defined]
+            ids = self._rdb._call_with_retry(
                 "get_all_trials",
                 lambda: trial_ids_to_read(
                     backend, study_id, study.unfinished_trial_ids, study.last_finished_trial_id
@@ -396,11 +388,13 @@ class WorkerCachedStorage(_CachedStorage):
 
 def worker_cached_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
     """The storage a worker's study should use: :class:`WorkerCachedStorage` in front of
-    nas-study's RDB storage; nas-study's gRPC client keeping the writes of the trials it
-    runs (:mod:`storage._grpc_writes`); else ``storage`` itself."""
-    if isinstance(storage, optuna.storages.RDBStorage) and hasattr(storage, "write_trial"):
+    nas-study's RDB storage; nas-study's gRPC client as a worker's client, keeping the
+    writes of the trials it declares (:mod:`storage._grpc_writes`); else ``storage``."""
+    if isinstance(storage, RetryingRDBStorage):
         return WorkerCachedStorage(storage)
-    keep = getattr(storage, "keep_trial_writes", None)
-    if keep is not None:
-        return cast(optuna.storages.BaseStorage, keep())
+    if isinstance(storage, optuna.storages.GrpcStorageProxy):
+        from storage._grpc_writes import BufferingGrpcProxy  # imports grpc, installed here
+
+        if isinstance(storage, BufferingGrpcProxy):
+            return storage.keep_trial_writes()
     return storage

@@ -54,6 +54,23 @@ def apply_writes(trial: FrozenTrial, writes: TrialWrites) -> None:
     trial.intermediate_values.update(writes.intermediate_values)
 
 
+def with_pending_writes(
+    trials: list[FrozenTrial], pending: dict[int, TrialWrites]
+) -> list[FrozenTrial]:
+    """``trials`` with each RUNNING trial's ``pending`` writes (by trial id) applied to a
+    copy, so a sampler or callback reading the study sees what its process wrote."""
+    if not pending:
+        return trials
+    shown = []
+    for trial in trials:
+        writes = pending.get(trial._trial_id)
+        if writes is not None and trial.state == TrialState.RUNNING:
+            trial = copy.deepcopy(trial)
+            apply_writes(trial, writes)
+        shown.append(trial)
+    return shown
+
+
 def merge_writes(older: TrialWrites, newer: TrialWrites) -> None:
     """Add ``newer`` to ``older``, the newer write of a key winning."""
     older.params.update(newer.params)

@@ -30,6 +30,10 @@ class TrialWriter(Protocol):
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         """Set several user attributes at once (kept, if the trial's writes are)."""
 
+    def surely_alive(self, trial_id: int) -> bool:
+        """Whether this process's heartbeats prove nobody has declared ``trial_id`` dead,
+        so a write need not read the trial first; False means "read it to know"."""
+
 
 class DirectTrialWriter:
     """:class:`TrialWriter` for any other storage: every write is stored at once."""
@@ -47,6 +51,10 @@ class DirectTrialWriter:
         """One write per attribute, as Optuna's own calls make them."""
         for key, value in attrs.items():
             self._storage.set_trial_user_attr(trial_id, key, value)
+
+    def surely_alive(self, trial_id: int) -> bool:
+        """Nothing proves it here: read the trial to know."""
+        return False
 
 
 def trial_writer(storage: optuna.storages.BaseStorage) -> TrialWriter:

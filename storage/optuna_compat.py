@@ -94,16 +94,18 @@ def hold_reads(study: optuna.Study) -> None:
     """Let the study's next reads reuse the last one where the storage can (see
     :meth:`storage._trial_cache.WorkerCachedStorage.hold_reads`): the worker loop's, before
     it asks for a trial."""
-    hold = getattr(study._storage, "hold_reads", None)
-    if hold is not None:
-        hold(study._study_id)
+    from storage._trial_cache import WorkerCachedStorage  # which imports this module
+
+    if isinstance(study._storage, WorkerCachedStorage):
+        study._storage.hold_reads(study._study_id)
 
 
 def release_reads(study: optuna.Study) -> None:
     """End :func:`hold_reads`: the study's next read is a read of the database."""
-    refresh = getattr(study._storage, "refresh", None)
-    if refresh is not None:
-        refresh(study._study_id)
+    from storage._trial_cache import WorkerCachedStorage  # which imports this module
+
+    if isinstance(study._storage, WorkerCachedStorage):
+        study._storage.refresh(study._study_id)
 
 
 def contains_internal(dist: BaseDistribution, internal: float) -> bool:

@@ -22,7 +22,6 @@ from optuna.trial import FrozenTrial, TrialState
 from storage import trial_writer
 from storage.optuna_compat import (
     BaseHeartbeatThread,
-    backend_of,
     cache_user_attrs,
     fresh_trials,
     heartbeat_thread,
@@ -121,11 +120,9 @@ class Lifeline:
         """Before Optuna stores the result: move to the copy if the trial was declared dead
         after its last write. The read is skipped when this process's own heartbeats
         prove the trial could not have been declared dead (see ``storage.BeatLog``)."""
-        storage = study_storage(self._trial.study)
-        surely_alive = getattr(backend_of(storage), "surely_alive", None)
-        if surely_alive is not None and surely_alive(self.trial_id):
+        if self._writer.surely_alive(self.trial_id):
             return
-        stored = storage.get_trial(self.trial_id)
+        stored = study_storage(self._trial.study).get_trial(self.trial_id)
         if stored.state != TrialState.RUNNING:
             self.adopt_copy()
 
