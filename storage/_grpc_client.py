@@ -3,15 +3,11 @@ and outage retries. Imported only once grpcio is known to be installed."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import grpc
 import optuna
@@ -23,21 +19,18 @@ from storage._grpc import GRPC_CONNECT_TIMEOUT_S, HEARTBEAT_SERVICE
 from storage._heartbeat import BeatLog
 from storage._once import log_already_created, mark_template, new_token, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
-from storage._retry import FIRST_DELAY_S, MAX_DELAY_S
+from storage._retry_loop import RetryLoop, public_methods, retry_methods
 from storage.optuna_compat import BaseHeartbeat, reconnect_grpc_proxy
 
 _logger = logging.getLogger(__name__)
-_F = TypeVar("_F", bound=Callable[..., Any])
 # The proxy is restarting or unreachable, or a call outlived its deadline.
 _TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _NOT_RETRIED = frozenset(
     {"close", "wait_server_ready", "get_failed_trial_callback", "remove_session"}
 )
-# Set while a retrying call runs in this thread, so nested calls do not retry twice.
-_in_retry = threading.local()
 
 
-class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
+class HeartbeatGrpcProxy(RetryLoop, optuna.storages.GrpcStorageProxy, BaseHeartbeat):
     """Optuna's gRPC proxy client, which also beats through the proxy and waits out its
     outages.
 
@@ -211,37 +204,13 @@ class HeartbeatGrpcProxy(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         )
         return bool(self._call_with_retry("set_trial_state_values", attempt))
 
-    def _call_with_retry(
-        self,
-        name: str,
-        attempt: Callable[[], Any],
-        before_retry: Callable[[], tuple[bool, Any]] | None = None,
-    ) -> Any:
-        if getattr(_in_retry, "active", False):
-            return attempt()
-        _in_retry.active = True
-        try:
-            delay, retrying = FIRST_DELAY_S, False
-            while True:
-                try:
-                    if before_retry is not None and retrying:
-                        done, value = before_retry()
-                        if done:
-                            self.outage.succeeded()
-                            return value
-                    result = attempt()
-                    self.outage.succeeded()
-                    return result
-                except grpc.RpcError as exc:
-                    left = self._failed(name, exc)
-                    time.sleep(min(delay * random.uniform(0.8, 1.2), left))
-                    delay, retrying = min(2 * delay, MAX_DELAY_S), True
-                    # A channel that lost its server waits out gRPC's reconnect backoff.
-                    reconnect_grpc_proxy(self)
-        finally:
-            _in_retry.active = False
+    def _reconnect(self) -> None:
+        # A channel that lost its server waits out gRPC's reconnect backoff.
+        reconnect_grpc_proxy(self)
 
-    def _failed(self, name: str, exc: grpc.RpcError) -> float:
+    def _failed(self, name: str, exc: Exception) -> float:
+        if not isinstance(exc, grpc.RpcError):
+            raise exc
         details = str(exc.details() or exc.code()).strip().splitlines()[0]
         if exc.code() not in _TRANSIENT_CODES:
             raise StorageError(
@@ -333,25 +302,8 @@ def _load(data: bytes) -> dict[str, Any]:
     return loaded
 
 
-def _public_methods() -> list[str]:
-    names = {
-        name
-        for cls in optuna.storages.GrpcStorageProxy.__mro__
-        for name, value in vars(cls).items()
-        if inspect.isfunction(value) and not name.startswith("_")
-    }
-    return sorted(names - _NOT_RETRIED - set(vars(HeartbeatGrpcProxy)))
-
-
-def _retrying(method: _F) -> _F:
-    name = method.__name__
-
-    @functools.wraps(method)
-    def call(self: HeartbeatGrpcProxy, *args: Any, **kwargs: Any) -> Any:
-        return self._call_with_retry(name, lambda: method(self, *args, **kwargs))
-
-    return cast(_F, call)
-
-
-for _name in _public_methods():
-    setattr(HeartbeatGrpcProxy, _name, _retrying(getattr(optuna.storages.GrpcStorageProxy, _name)))
+retry_methods(
+    HeartbeatGrpcProxy,
+    optuna.storages.GrpcStorageProxy,
+    public_methods(optuna.storages.GrpcStorageProxy, _NOT_RETRIED),
+)

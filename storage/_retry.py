@@ -8,16 +8,11 @@ backoff, and lets every other error through at once.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
-import random
 import re
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -27,6 +22,7 @@ from storage._errors import StorageError, first_line
 from storage._heartbeat import BeatLog, HeartbeatSettings, RequeueStaleTrial
 from storage._once import log_already_created, new_running_template, take_marks, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
+from storage._retry_loop import RetryLoop, public_methods, retry_methods
 from storage._stale import fail_stale_trials_at_once
 from storage._trial_writes import TrialWrites, write_trial
 from storage._url import redact_text, redact_url
@@ -39,10 +35,6 @@ from storage.optuna_compat import (
 )
 
 _logger = logging.getLogger(__name__)
-
-#: Seconds before the first retry; doubled after each one, up to ``MAX_DELAY_S``.
-FIRST_DELAY_S = 0.2
-MAX_DELAY_S = 5.0
 
 # SQLSTATE classes of PostgreSQL errors that a new connection or a second try can cure:
 # 08 connection exceptions, 57P01-03 server shutdown / crash / not yet accepting
@@ -69,11 +61,6 @@ _NOT_RETRIED = frozenset(
         "upgrade",
     }
 )
-# Set while a retrying method runs in this thread, so the storage methods it calls in turn
-# (get_best_trial calls get_trial) do not multiply the attempts.
-_in_retry = threading.local()
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def transient_cause(exc: BaseException) -> DBAPIError | None:
@@ -118,17 +105,7 @@ def _is_transient(error: DBAPIError) -> bool:
     )
 
 
-def _retrying(method: _F) -> _F:
-    name = method.__name__
-
-    @functools.wraps(method)
-    def call(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
-        return self._call_with_retry(name, lambda: method(self, *args, **kwargs))
-
-    return cast(_F, call)
-
-
-class RetryingRDBStorage(optuna.storages.RDBStorage):
+class RetryingRDBStorage(RetryLoop, optuna.storages.RDBStorage):
     """Optuna's ``RDBStorage`` whose methods wait out a database outage.
 
     A call that meets a transient error is retried, sleeping 0.2, 0.4, 0.8, ... seconds (at
@@ -203,40 +180,6 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         super().__setstate__(state)
         self.outage = OutageClock(self._shown_url)
         self.beats = BeatLog()
-
-    def _call_with_retry(
-        self,
-        name: str,
-        attempt: Callable[[], Any],
-        before_retry: Callable[[], tuple[bool, Any]] | None = None,
-    ) -> Any:
-        """``attempt()`` until it succeeds, raises a permanent error, or the outage is too
-        long. ``before_retry()`` runs before each retry; ``(True, value)`` ends the call with
-        ``value`` (the failed attempt had committed after all)."""
-        if getattr(_in_retry, "active", False):
-            return attempt()  # a storage method called by another: its caller retries
-        _in_retry.active = True
-        try:
-            delay = FIRST_DELAY_S
-            retrying = False
-            while True:
-                try:
-                    if before_retry is not None and retrying:
-                        done, value = before_retry()
-                        if done:
-                            self.outage.succeeded()
-                            return value
-                    result = attempt()
-                    self.outage.succeeded()
-                    return result
-                except Exception as exc:
-                    left = self._failed(name, exc)
-                    # Jitter, so a fleet of workers does not reconnect in lock step.
-                    time.sleep(min(delay * random.uniform(0.8, 1.2), left))
-                    delay = min(2 * delay, MAX_DELAY_S)
-                    retrying = True
-        finally:
-            _in_retry.active = False
 
     def _failed(self, name: str, exc: Exception) -> float:
         """Seconds left to retry ``name`` after ``exc``; raises it if permanent, or a
@@ -385,21 +328,10 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         )
 
 
-def _storage_methods() -> list[str]:
-    # Every public method of the storage (so one Optuna adds later is covered too), plus the
-    # private ones that Optuna's _CachedStorage calls instead (see optuna_compat).
-    names = {
-        name
-        for cls in optuna.storages.RDBStorage.__mro__
-        for name, value in vars(cls).items()
-        if inspect.isfunction(value) and not name.startswith("_")
-    }
-    return [
-        name
-        for name in [*sorted(names - _NOT_RETRIED), *RDB_PRIVATE_CALLS]
-        if name not in vars(RetryingRDBStorage)  # written out above
-    ]
-
-
-for _name in _storage_methods():
-    setattr(RetryingRDBStorage, _name, _retrying(getattr(optuna.storages.RDBStorage, _name)))
+# Every public method of the storage, plus the private ones that Optuna's _CachedStorage
+# calls instead (see optuna_compat), retries unless written out above.
+retry_methods(
+    RetryingRDBStorage,
+    optuna.storages.RDBStorage,
+    [*public_methods(optuna.storages.RDBStorage, _NOT_RETRIED), *RDB_PRIVATE_CALLS],
+)
