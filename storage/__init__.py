@@ -16,11 +16,11 @@ from storage._errors import (
     StorageUnavailableError,
     StorageURLError,
 )
+from storage._grpc.server import serve_storage
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings, RequeueStaleTrial
 from storage._open import open_storage
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
-from storage._serve import serve_storage
-from storage._trial_cache import worker_cached_storage
+from storage._rdb.worker_cache import worker_cached_storage
 from storage._url import (
     DEFAULT_GRPC_PORT,
     DEFAULT_STORAGE_URL,

@@ -10,7 +10,7 @@ import sqlalchemy
 from storage._engine import database_errors, engine_kwargs
 from storage._errors import StorageURLError
 from storage._open import schema_mismatch_message
-from storage._sqlite import check_sqlite_directory
+from storage._rdb.sqlite import check_sqlite_directory
 from storage._url import parse_storage_url, redact_url
 
 

@@ -1,7 +1,9 @@
-"""SQLAlchemy engine settings per database, and turning driver errors into ``StorageError``."""
+"""SQLAlchemy engine settings per database, which driver errors are transient (a new
+connection or a second try can cure them), and turning driver errors into ``StorageError``."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,10 +11,9 @@ from typing import Any
 
 import optuna
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from storage._errors import StorageError, StorageUnavailableError, first_line
-from storage._retry import server_answered, transient_cause
 from storage._url import redact_text, redact_url
 
 #: Seconds a SQLite writer waits for another's lock before failing.
@@ -30,7 +31,7 @@ EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "grpc": "grpc"}
 
 class WalSQLiteConnection(sqlite3.Connection):
     """A SQLite connection with ``synchronous=NORMAL``, the setting SQLite recommends for
-    WAL mode (which :func:`~storage._sqlite.prepare_sqlite_file` switches every file to).
+    WAL mode (which :func:`~storage._rdb.sqlite.prepare_sqlite_file` switches every file to).
 
     The default, FULL, syncs the log to disk at every commit: 0.9 ms a commit on this
     project's CI machine against 0.04 ms, and a trial commits about 20 times. In WAL mode
@@ -108,3 +109,60 @@ def database_errors(url: str, parsed: URL) -> Iterator[None]:
         if transient is not None:
             raise StorageUnavailableError(message, answered=server_answered(transient)) from None
         raise StorageError(message) from None
+
+
+# SQLSTATE classes of PostgreSQL errors that a new connection or a second try can cure:
+# 08 connection exceptions, 57P01-03 server shutdown / crash / not yet accepting
+# connections, 40001 / 40P01 serialization failure / deadlock (transaction rolled back).
+_PG_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01")
+# MySQL / MariaDB: lock wait timeout, deadlock, cannot connect, server gone away, lost
+# connection, connection out of sync, ... (client error codes 2xxx).
+_MYSQL_TRANSIENT_CODES = frozenset({1205, 1213, 2002, 2003, 2006, 2013, 2014, 2045, 2055, 4031})
+_DISCONNECT_TEXT = re.compile(
+    r"server closed the connection|terminating connection|connection (?:failed|refused|reset"
+    r"|timed out|is closed|is lost)|could not connect|lost connection|gone away|broken pipe"
+    r"|ssl syscall error|eof detected",
+    re.IGNORECASE,
+)
+
+
+def transient_cause(exc: BaseException) -> DBAPIError | None:
+    """The transient database error behind ``exc`` (itself, its cause or context), if any.
+
+    Transient means a new connection or a second try can succeed: SQLAlchemy found the
+    connection broken, the server could not be reached, or it rolled back a deadlock.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and _is_transient(current):
+            return current
+        # Optuna raises StorageInternalError *from* the driver error; a failure while
+        # handling one (a rollback on a dead connection) carries it as its context.
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def server_answered(error: DBAPIError) -> bool:
+    """Whether the server itself answered ``error``: it is starting up, shutting down or in
+    recovery (SQLSTATE 57P01-03), as opposed to refusing or ignoring the connection."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(("57P01", "57P02", "57P03")):
+        return True
+    return bool(re.search(r"starting up|shutting down|in recovery", str(error.orig), re.I))
+
+
+def _is_transient(error: DBAPIError) -> bool:
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_PG_TRANSIENT_SQLSTATES):
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_TRANSIENT_CODES:
+        return True
+    return isinstance(error, (OperationalError, InterfaceError)) and bool(
+        _DISCONNECT_TEXT.search(str(orig))
+    )

@@ -71,7 +71,7 @@ class HeartbeatSettings:
 
 class RequeueStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
     """Optuna's callback, whose copy nas-study's storage queues in the same transaction as
-    it fails the dead trial (:mod:`storage._stale`), not in a second one: a process killed
+    it fails the dead trial (:mod:`storage._rdb.stale`), not in a second one: a process killed
     between Optuna's two would lose the trial. Called as a callback (another storage), it
     queues the copy as Optuna's does."""
 

@@ -4,7 +4,7 @@ A connection lost after the server committed but before it answered looks like a
 failed call. Retried, ``create_new_trial`` would leave a second trial, which nobody runs
 and which holds a slot of the budget until it is declared dead. So every creation carries
 a unique token, stored in nas-study's own table in the creating transaction
-(:data:`storage.optuna_compat.TOKENS`), and a retry first looks for a trial with it. The
+(:data:`storage._rdb.storage.TOKENS`), and a retry first looks for a trial with it. The
 token is never a system attribute: users, ``copy_study`` and ``trials_dataframe`` do not
 see it.
 

@@ -13,11 +13,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from storage._engine import WORKER_POOL_SIZE, database_errors, engine_kwargs
 from storage._errors import StorageError, StorageUnavailableError
-from storage._grpc import require_grpc
+from storage._grpc.common import require_grpc
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
-from storage._retry import RetryingRDBStorage
-from storage._sqlite import is_in_memory, prepare_sqlite_file, sqlite_path
+from storage._rdb.sqlite import is_in_memory, prepare_sqlite_file, sqlite_path
+from storage._rdb.storage import RetryingRDBStorage
 from storage._url import parse_storage_url, redact_url
 
 _logger = logging.getLogger("storage")
@@ -80,7 +80,7 @@ def open_storage(
     parsed = parse_storage_url(url)
     if parsed.get_backend_name() == "grpc":
         require_grpc(url)
-        from storage._grpc_writes import open_grpc_proxy  # imports grpc
+        from storage._grpc.worker_client import open_grpc_proxy  # imports grpc
 
         return open_grpc_proxy(url, parsed, outage_timeout=outage_timeout, wait=wait)
     if parsed.get_backend_name() == "sqlite":  # a file: nothing to wait for

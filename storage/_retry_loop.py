@@ -1,5 +1,5 @@
 """The one retry and outage loop, used by both wings: the database storage
-(:mod:`storage._retry`) and the gRPC proxy's client (:mod:`storage._grpc_client`).
+(:mod:`storage._rdb.storage`) and the gRPC proxy's client (:mod:`storage._grpc.client`).
 
 A worker trains for minutes between two storage calls. Meanwhile the database or the proxy
 may restart, fail over, or close idle connections; without a retry the next call raises and

@@ -1,7 +1,7 @@
 """A trial's writes into Optuna's tables, in one transaction of a few statements.
 
 Optuna writes each parameter, attribute and value of a trial in a transaction of its own,
-one ORM lookup and statement per row. A worker's trial cache (:mod:`storage._trial_cache`)
+one ORM lookup and statement per row. A worker's trial cache (:mod:`storage._rdb.worker_cache`)
 keeps them and stores them here, into the same rows (reaches into Optuna's table models:
 see :mod:`storage.optuna_compat`).
 """

@@ -1,7 +1,7 @@
 """The one declared interface for a trial's writes, and the storages that keep them.
 
-A worker's storage (:class:`storage._trial_cache.WorkerCachedStorage` on a database,
-:class:`storage._grpc_writes.BufferingGrpcProxy` through the proxy) stores a trial's writes
+A worker's storage (:class:`storage._rdb.worker_cache.WorkerCachedStorage` on a database,
+:class:`storage._grpc.worker_client.BufferingGrpcProxy` through the proxy) stores a trial's writes
 in a few transactions instead of one per write. The worker reaches that through
 :class:`TrialWriter`, by name: following a write from ``nas_objectives/objective.py`` to its
 SQL statement passes through ``Lifeline.set_user_attrs`` / ``Lifeline.publish``,

@@ -1,14 +1,17 @@
-"""Every use of Optuna's private API, in this module and its two companions.
+"""Thin accessors of Optuna's private API, and the list of the modules that use it.
 
 Optuna keeps some things nas-study needs behind underscores: a study's storage and id, a
-trial's id, the cached trial list, the heartbeat switch and thread, one attempt at creating
-a trial, the heartbeat table, and the gRPC proxy's server and channel. Each is reached
-through a function here. Two jobs that need more of Optuna's insides have modules of their
-own: :mod:`storage._trial_writes` (a trial's writes into Optuna's tables in one
-transaction) and :mod:`storage._trial_cache` (the trial caches in front of a worker's and
-the proxy's storage, built on Optuna's ``_CachedStorage``). An Optuna release that moves
-one of these breaks these three modules alone, and ``pyproject.toml`` caps Optuna below
-the next major version (``optuna>=5.0,<6``).
+trial's id, the cached trial list, the heartbeat switch and thread, failing a trial and
+queueing its copy in one transaction, and the gRPC proxy's server and channel. Each is
+reached through a function here. The jobs that need more of Optuna's insides have modules
+of their own, and these five are all (``pyproject.toml`` names them beside its
+``optuna>=5.0,<6`` cap):
+
+* :mod:`storage._trial_writes`: a trial's writes into Optuna's tables in one transaction;
+* :mod:`storage._rdb.storage`: the creation and claim transactions, with the creation
+  token in nas-study's own table;
+* :mod:`storage._rdb.worker_cache` and :mod:`storage._grpc.proxy_cache`: the trial caches
+  in front of a worker's and the proxy's storage, built on Optuna's ``_CachedStorage``.
 
 It lives in ``storage/``, the lowest of the three packages, because both ``storage`` and
 ``studies`` need it and ``storage`` never imports ``studies``.
@@ -20,10 +23,9 @@ import copy
 from collections.abc import Container
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import sqlalchemy
 from optuna.distributions import BaseDistribution
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._heartbeat import BaseHeartbeat, BaseHeartbeatThread, get_heartbeat_thread
@@ -92,9 +94,9 @@ def fresh_trials(
 
 def hold_reads(study: optuna.Study) -> None:
     """Let the study's next reads reuse the last one where the storage can (see
-    :meth:`storage._trial_cache.WorkerCachedStorage.hold_reads`): the worker loop's, before
+    :meth:`storage._rdb.worker_cache.WorkerCachedStorage.hold_reads`): the worker loop's, before
     it asks for a trial."""
-    from storage._trial_cache import WorkerCachedStorage  # which imports this module
+    from storage._rdb.worker_cache import WorkerCachedStorage  # which imports this module
 
     if isinstance(study._storage, WorkerCachedStorage):
         study._storage.hold_reads(study._study_id)
@@ -102,7 +104,7 @@ def hold_reads(study: optuna.Study) -> None:
 
 def release_reads(study: optuna.Study) -> None:
     """End :func:`hold_reads`: the study's next read is a read of the database."""
-    from storage._trial_cache import WorkerCachedStorage  # which imports this module
+    from storage._rdb.worker_cache import WorkerCachedStorage  # which imports this module
 
     if isinstance(study._storage, WorkerCachedStorage):
         study._storage.refresh(study._study_id)
@@ -149,90 +151,6 @@ def cache_user_attrs(trial: optuna.trial.Trial, attrs: dict[str, Any]) -> None:
     """Put ``attrs``, just stored, into the live ``trial``'s cached copy, which
     ``trial.user_attrs`` reads (as ``Trial.set_user_attr`` does after its write)."""
     trial._cached_frozen_trial.user_attrs.update(attrs)
-
-
-#: nas-study's one table beside Optuna's: the creation token of each trial created through
-#: nas-study's storages, so a creation retried after its commit's answer was lost finds the
-#: trial it made (:mod:`storage._once`) instead of making a second. Users, ``copy_study`` and
-#: ``trials_dataframe`` never see it; Optuna's migrations leave a table they do not know.
-TOKENS = sqlalchemy.Table(
-    "nas_study_trial_tokens",
-    sqlalchemy.MetaData(),
-    sqlalchemy.Column("token", sqlalchemy.String(32), primary_key=True),
-    sqlalchemy.Column("trial_id", sqlalchemy.Integer, nullable=False, index=True),
-)
-
-
-def create_tokens_table(storage: optuna.storages.RDBStorage) -> None:
-    """Create :data:`TOKENS` unless it exists (another process may be creating it now)."""
-    try:
-        TOKENS.create(storage.engine, checkfirst=True)
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        if "already exists" not in str(exc).lower() and not isinstance(
-            exc, sqlalchemy.exc.IntegrityError
-        ):
-            raise
-
-
-def create_trial_once(
-    storage: optuna.storages.RDBStorage,
-    study_id: int,
-    template: FrozenTrial,
-    token: str,
-    beat: bool,
-) -> FrozenTrial:
-    """One attempt at Optuna's trial-creation transaction, without its own retry loop, which
-    also stores the creation ``token`` and, if ``beat``, the trial's first heartbeat.
-
-    ``RDBStorage._create_new_trial`` retries a failed commit up to five times by itself; a
-    commit that succeeded but whose answer was lost would then leave a second trial. A
-    worker's trial beats from its creation on, in the same transaction, so a worker killed
-    before its heartbeat thread's first beat leaves a trial that Optuna's own stale rule
-    fails (a trial that never beat is never failed by it).
-    """
-    with _create_scoped_session(storage.scoped_session) as session:
-        # The study row lock numbers trials densely, as in Optuna.
-        _models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
-        row = storage._get_prepared_new_trial(study_id, template, session)
-        session.execute(sqlalchemy.insert(TOKENS).values(token=token, trial_id=row.trial_id))
-        if beat and template.state == TrialState.RUNNING:
-            session.add(_models.TrialHeartbeatModel(trial_id=row.trial_id))
-        frozen = copy.deepcopy(template)
-        frozen.number = int(row.number)
-        frozen.datetime_start = cast(datetime, row.datetime_start)
-        frozen._trial_id = int(row.trial_id)
-        return frozen
-
-
-def claim_trial(storage: optuna.storages.RDBStorage, trial_id: int, beat: bool) -> bool:
-    """``set_trial_state_values(trial_id, RUNNING)`` as Optuna's (False if the trial is no
-    longer WAITING; ``UpdateFinishedTrialError`` if it ended) that, if ``beat``, records the
-    trial's first heartbeat in the same transaction (see :func:`create_trial_once`)."""
-    try:
-        with _create_scoped_session(storage.scoped_session) as session:
-            trial = _models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-            storage.check_trial_is_updatable(trial_id, trial.state)
-            if trial.state != TrialState.WAITING:
-                return False
-            trial.state = TrialState.RUNNING
-            trial.datetime_start = datetime.now()
-            if beat:
-                found = _models.TrialHeartbeatModel.where_trial_id(trial_id, session, True)
-                if found is None:
-                    session.add(_models.TrialHeartbeatModel(trial_id=trial_id))
-                else:
-                    found.heartbeat = session.execute(sqlalchemy.func.now()).scalar_one()
-    except sqlalchemy.exc.IntegrityError:
-        return False
-    return True
-
-
-def trial_with_token(storage: optuna.storages.RDBStorage, token: str) -> int | None:
-    """The id of the trial created with creation ``token``, if it was created."""
-    query = sqlalchemy.select(TOKENS.c.trial_id).where(TOKENS.c.token == token)
-    with storage.engine.connect() as conn:
-        found = conn.execute(query).scalar()
-    return None if found is None else int(found)
 
 
 def make_grpc_server(

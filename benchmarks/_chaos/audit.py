@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas_objectives import record
 from storage import open_storage
-from storage.optuna_compat import TOKENS
+from storage._rdb.storage import TOKENS
 from studies.run import ADOPTED_ATTR
 
 

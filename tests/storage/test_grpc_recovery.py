@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from storage import worker_cached_storage
-from storage._grpc_client import HeartbeatGrpcProxy
+from storage._grpc.client import HeartbeatGrpcProxy
 from storage.optuna_compat import heartbeat_thread, is_heartbeat_enabled
 from tests.conftest import POSTGRES_URL
 from tests.storage.conftest import open_when_answering, wait_until

@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import open_storage, worker_cached_storage
-from storage._grpc_writes import BufferingGrpcProxy
+from storage._grpc.worker_client import BufferingGrpcProxy
 from storage.optuna_compat import trial_id
 from tests.storage.conftest import (
     delete_study_if_present,

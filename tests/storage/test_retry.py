@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage import open_storage
-from storage._retry import transient_cause
+from storage._engine import transient_cause
 from tests.conftest import POSTGRES_URL
 from tests.storage.conftest import wait_until
 

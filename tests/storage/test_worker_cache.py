@@ -22,7 +22,7 @@ from storage import (
     trial_writer,
     worker_cached_storage,
 )
-from storage._trial_cache import WorkerCachedStorage
+from storage._rdb.worker_cache import WorkerCachedStorage
 from storage.optuna_compat import (
     fail_and_queue_copy,
     fresh_trials,

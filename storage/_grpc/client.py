@@ -15,7 +15,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from storage._errors import StorageError
-from storage._grpc import GRPC_CONNECT_TIMEOUT_S, HEARTBEAT_SERVICE
+from storage._grpc.common import GRPC_CONNECT_TIMEOUT_S, HEARTBEAT_SERVICE
 from storage._heartbeat import BeatLog
 from storage._once import log_already_created, mark_template, new_token, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock

@@ -1,4 +1,9 @@
-"""An ``RDBStorage`` that waits out a database outage.
+"""An ``RDBStorage`` that waits out a database outage and creates each trial exactly once.
+
+It reaches into Optuna's RDB internals (its table models and session helper) for its own
+creation and claim transactions, as Optuna's ``RDBStorage`` makes its own: one of the few
+modules on Optuna's private API (listed in ``pyproject.toml``).
+
 
 A worker trains for minutes between two storage calls. Meanwhile the database may restart,
 fail over, or close idle connections; without a retry the next call raises and the worker
@@ -8,47 +13,31 @@ backoff, and lets every other error through at once.
 
 from __future__ import annotations
 
+import copy
 import logging
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
 import optuna
+import sqlalchemy
+from optuna.storages._rdb import models as _models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from storage._engine import transient_cause
 from storage._errors import StorageError, first_line
 from storage._heartbeat import BeatLog, HeartbeatSettings, RequeueStaleTrial
 from storage._once import log_already_created, new_running_template, take_marks, tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S, OutageClock
+from storage._rdb.stale import fail_stale_trials_at_once
 from storage._retry_loop import RetryLoop, public_methods, retry_methods
-from storage._stale import fail_stale_trials_at_once
 from storage._trial_writes import TrialWrites, write_trial
 from storage._url import redact_text, redact_url
-from storage.optuna_compat import (
-    RDB_PRIVATE_CALLS,
-    claim_trial,
-    create_tokens_table,
-    create_trial_once,
-    trial_with_token,
-)
+from storage.optuna_compat import RDB_PRIVATE_CALLS
 
 _logger = logging.getLogger(__name__)
 
-# SQLSTATE classes of PostgreSQL errors that a new connection or a second try can cure:
-# 08 connection exceptions, 57P01-03 server shutdown / crash / not yet accepting
-# connections, 40001 / 40P01 serialization failure / deadlock (transaction rolled back).
-_PG_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01")
-# MySQL / MariaDB: lock wait timeout, deadlock, cannot connect, server gone away, lost
-# connection, connection out of sync, ... (client error codes 2xxx).
-_MYSQL_TRANSIENT_CODES = frozenset({1205, 1213, 2002, 2003, 2006, 2013, 2014, 2045, 2055, 4031})
-_DISCONNECT_TEXT = re.compile(
-    r"server closed the connection|terminating connection|connection (?:failed|refused|reset"
-    r"|timed out|is closed|is lost)|could not connect|lost connection|gone away|broken pipe"
-    r"|ssl syscall error|eof detected",
-    re.IGNORECASE,
-)
 # Methods that never touch the database, or must not be repeated half-way (a migration).
 _NOT_RETRIED = frozenset(
     {
@@ -63,46 +52,88 @@ _NOT_RETRIED = frozenset(
 )
 
 
-def transient_cause(exc: BaseException) -> DBAPIError | None:
-    """The transient database error behind ``exc`` (itself, its cause or context), if any.
+#: nas-study's one table beside Optuna's: the creation token of each trial created through
+#: nas-study's storages, so a creation retried after its commit's answer was lost finds the
+#: trial it made (:mod:`storage._once`) instead of making a second. Users, ``copy_study`` and
+#: ``trials_dataframe`` never see it; Optuna's migrations leave a table they do not know.
+TOKENS = sqlalchemy.Table(
+    "nas_study_trial_tokens",
+    sqlalchemy.MetaData(),
+    sqlalchemy.Column("token", sqlalchemy.String(32), primary_key=True),
+    sqlalchemy.Column("trial_id", sqlalchemy.Integer, nullable=False, index=True),
+)
 
-    Transient means a new connection or a second try can succeed: SQLAlchemy found the
-    connection broken, the server could not be reached, or it rolled back a deadlock.
+
+def create_tokens_table(storage: optuna.storages.RDBStorage) -> None:
+    """Create :data:`TOKENS` unless it exists (another process may be creating it now)."""
+    try:
+        TOKENS.create(storage.engine, checkfirst=True)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        if "already exists" not in str(exc).lower() and not isinstance(
+            exc, sqlalchemy.exc.IntegrityError
+        ):
+            raise
+
+
+def create_trial_once(
+    storage: optuna.storages.RDBStorage,
+    study_id: int,
+    template: FrozenTrial,
+    token: str,
+    beat: bool,
+) -> FrozenTrial:
+    """One attempt at Optuna's trial-creation transaction, without its own retry loop, which
+    also stores the creation ``token`` and, if ``beat``, the trial's first heartbeat.
+
+    ``RDBStorage._create_new_trial`` retries a failed commit up to five times by itself; a
+    commit that succeeded but whose answer was lost would then leave a second trial. A
+    worker's trial beats from its creation on, in the same transaction, so a worker killed
+    before its heartbeat thread's first beat leaves a trial that Optuna's own stale rule
+    fails (a trial that never beat is never failed by it).
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DBAPIError) and _is_transient(current):
-            return current
-        # Optuna raises StorageInternalError *from* the driver error; a failure while
-        # handling one (a rollback on a dead connection) carries it as its context.
-        current = current.__cause__ or current.__context__
-    return None
+    with _create_scoped_session(storage.scoped_session) as session:
+        # The study row lock numbers trials densely, as in Optuna.
+        _models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        row = storage._get_prepared_new_trial(study_id, template, session)
+        session.execute(sqlalchemy.insert(TOKENS).values(token=token, trial_id=row.trial_id))
+        if beat and template.state == TrialState.RUNNING:
+            session.add(_models.TrialHeartbeatModel(trial_id=row.trial_id))
+        frozen = copy.deepcopy(template)
+        frozen.number = int(row.number)
+        frozen.datetime_start = cast(datetime, row.datetime_start)
+        frozen._trial_id = int(row.trial_id)
+        return frozen
 
 
-def server_answered(error: DBAPIError) -> bool:
-    """Whether the server itself answered ``error``: it is starting up, shutting down or in
-    recovery (SQLSTATE 57P01-03), as opposed to refusing or ignoring the connection."""
-    sqlstate = getattr(error.orig, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate.startswith(("57P01", "57P02", "57P03")):
-        return True
-    return bool(re.search(r"starting up|shutting down|in recovery", str(error.orig), re.I))
+def claim_trial(storage: optuna.storages.RDBStorage, trial_id: int, beat: bool) -> bool:
+    """``set_trial_state_values(trial_id, RUNNING)`` as Optuna's (False if the trial is no
+    longer WAITING; ``UpdateFinishedTrialError`` if it ended) that, if ``beat``, records the
+    trial's first heartbeat in the same transaction (see :func:`create_trial_once`)."""
+    try:
+        with _create_scoped_session(storage.scoped_session) as session:
+            trial = _models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+            storage.check_trial_is_updatable(trial_id, trial.state)
+            if trial.state != TrialState.WAITING:
+                return False
+            trial.state = TrialState.RUNNING
+            trial.datetime_start = datetime.now()
+            if beat:
+                found = _models.TrialHeartbeatModel.where_trial_id(trial_id, session, True)
+                if found is None:
+                    session.add(_models.TrialHeartbeatModel(trial_id=trial_id))
+                else:
+                    found.heartbeat = session.execute(sqlalchemy.func.now()).scalar_one()
+    except sqlalchemy.exc.IntegrityError:
+        return False
+    return True
 
 
-def _is_transient(error: DBAPIError) -> bool:
-    if error.connection_invalidated:
-        return True
-    orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate.startswith(_PG_TRANSIENT_SQLSTATES):
-        return True
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and args[0] in _MYSQL_TRANSIENT_CODES:
-        return True
-    return isinstance(error, (OperationalError, InterfaceError)) and bool(
-        _DISCONNECT_TEXT.search(str(orig))
-    )
+def trial_with_token(storage: optuna.storages.RDBStorage, token: str) -> int | None:
+    """The id of the trial created with creation ``token``, if it was created."""
+    query = sqlalchemy.select(TOKENS.c.trial_id).where(TOKENS.c.token == token)
+    with storage.engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else int(found)
 
 
 class RetryingRDBStorage(RetryLoop, optuna.storages.RDBStorage):
@@ -122,7 +153,7 @@ class RetryingRDBStorage(RetryLoop, optuna.storages.RDBStorage):
     * attribute and value writes are idempotent.
 
     Heartbeats never block or raise for an outage (a beat that fails is skipped, the next
-    one is on time), and stale trials are handled by :mod:`storage._stale`: a RUNNING trial
+    one is on time), and stale trials are handled by :mod:`storage._rdb.stale`: a RUNNING trial
     that never beat counts from its start; nothing is declared stale within a grace period
     after an outage this process saw end, because nobody could beat during it; and a dead
     trial is failed and its copy queued in one transaction.
@@ -225,7 +256,7 @@ class RetryingRDBStorage(RetryLoop, optuna.storages.RDBStorage):
         """Optuna's trial creation, made exactly once across retries by a creation token
         (:mod:`storage._once`); a ``worker``'s RUNNING trial (or one whose template carries
         the worker mark, sent by a gRPC worker) beats from its creation on
-        (:func:`storage.optuna_compat.create_trial_once`)."""
+        (:func:`create_trial_once`)."""
         template, token, marked_worker = take_marks(template_trial)
         if template is None:
             template = new_running_template()
@@ -304,7 +335,7 @@ class RetryingRDBStorage(RetryLoop, optuna.storages.RDBStorage):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         """Optuna's stale trials, none within a grace period after an outage; with
         nas-study's own callback, each is failed and its copy queued in one transaction
-        here (:mod:`storage._stale`), and Optuna finds it failed already."""
+        here (:mod:`storage._rdb.stale`), and Optuna finds it failed already."""
         assert self.heartbeat_interval is not None
         grace = self.grace_period or 2 * self.heartbeat_interval
         if self.outage.quiet_for() < grace:

@@ -6,7 +6,7 @@ share of the proxy's CPU, which is what caps the trials a proxy serves each seco
 A worker's client here keeps the writes to the trials it runs and sends them together in
 one ``WriteTrial`` call of the proxy's ``nas_study.Heartbeat`` service, which stores them
 in one transaction (:func:`storage._trial_writes.write_trial`), at the same three points
-as a worker on a database (:class:`storage._trial_cache.WorkerCachedStorage`):
+as a worker on a database (:class:`storage._rdb.worker_cache.WorkerCachedStorage`):
 
 * when the trial is published (the objective does so once its architecture is built);
 * at each intermediate value (other workers' pruners read those);
@@ -35,8 +35,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL
 
 from storage._errors import StorageError
-from storage._grpc import GRPC_CONNECT_TIMEOUT_S, grpc_address, require_grpc
-from storage._grpc_client import _TRANSIENT_CODES, HeartbeatGrpcProxy
+from storage._grpc.client import _TRANSIENT_CODES, HeartbeatGrpcProxy
+from storage._grpc.common import GRPC_CONNECT_TIMEOUT_S, grpc_address, require_grpc
 from storage._once import tell_once
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
 from storage._trial_writes import (

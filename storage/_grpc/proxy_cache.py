@@ -13,7 +13,7 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models as _models
 from optuna.trial import TrialState
 
-from storage._retry import RetryingRDBStorage
+from storage._rdb.storage import RetryingRDBStorage
 from storage._trial_writes import TrialWrites
 
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from storage._errors import StorageError, StorageURLError
-from storage._grpc import HEARTBEAT_SERVICE, grpc_address, require_grpc
+from storage._grpc.common import HEARTBEAT_SERVICE, grpc_address, require_grpc
+from storage._grpc.proxy_cache import ProxyCachedStorage, proxy_cached_storage
 from storage._heartbeat import DEFAULT_HEARTBEAT, HeartbeatSettings
 from storage._open import open_rdb_storage, wait_for_storage
 from storage._outage import DEFAULT_OUTAGE_TIMEOUT_S
-from storage._proxy_cache import ProxyCachedStorage, proxy_cached_storage
 from storage._trial_writes import writes_from_json
 from storage._url import DEFAULT_GRPC_PORT, parse_storage_url, redact_url
 from storage.optuna_compat import make_grpc_server
@@ -183,7 +183,7 @@ def _heartbeat_service(
     def write_trial(request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         # A worker's buffered writes to its trial (and its end), in one call and one
         # transaction, where Optuna's protocol takes one call per parameter, attribute and
-        # value (storage._grpc_writes).
+        # value (storage._grpc.worker_client).
         writes, state, values = writes_from_json(request)
         # Through the proxy's cache, which knows the study's distributions.
         try:

@@ -1,5 +1,5 @@
 """Optuna's trial cache (``_CachedStorage``) in front of a worker's storage, which keeps the
-writes of the worker's trials (the proxy's own cache is :mod:`storage._proxy_cache`).
+writes of the worker's trials (the proxy's own cache is :mod:`storage._grpc.proxy_cache`).
 
 It subclasses Optuna's private cache and uses its internals (see :mod:`storage.optuna_compat`).
 """
@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution, check_distribution_compatibil
 from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.trial import FrozenTrial, TrialState
 
-from storage._retry import RetryingRDBStorage
+from storage._rdb.storage import RetryingRDBStorage
 from storage._trial_writes import (
     KeptWrites,
     TrialWrites,
@@ -389,11 +389,11 @@ class WorkerCachedStorage(_CachedStorage):
 def worker_cached_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
     """The storage a worker's study should use: :class:`WorkerCachedStorage` in front of
     nas-study's RDB storage; nas-study's gRPC client as a worker's client, keeping the
-    writes of the trials it declares (:mod:`storage._grpc_writes`); else ``storage``."""
+    writes of the trials it declares (:mod:`storage._grpc.worker_client`); else ``storage``."""
     if isinstance(storage, RetryingRDBStorage):
         return WorkerCachedStorage(storage)
     if isinstance(storage, optuna.storages.GrpcStorageProxy):
-        from storage._grpc_writes import BufferingGrpcProxy  # imports grpc, installed here
+        from storage._grpc.worker_client import BufferingGrpcProxy  # imports grpc, installed here
 
         if isinstance(storage, BufferingGrpcProxy):
             return storage.keep_trial_writes()

@@ -4,7 +4,7 @@ Which RUNNING trials are dead is Optuna's heartbeat rule, unchanged: a trial who
 is older than the grace period, on the database's clock. A trial that never beat is never
 dead by that rule, so a plain-Optuna process sharing the study keeps its trial; a nas-study
 worker's trial beats from the transaction that creates or claims it
-(:func:`storage.optuna_compat.create_trial_once`), so a worker killed before its heartbeat
+(:func:`storage._rdb.storage.create_trial_once`), so a worker killed before its heartbeat
 thread starts leaves no zombie.
 
 Two things are nas-study's own:

@@ -1,5 +1,5 @@
-"""What the proxy (:mod:`storage._serve`) and its clients (:mod:`storage._grpc_client`,
-:mod:`storage._grpc_writes`) share, importable without grpcio: the name of the side
+"""What the proxy (:mod:`storage._grpc.server`) and its clients (:mod:`storage._grpc.client`,
+:mod:`storage._grpc.worker_client`) share, importable without grpcio: the name of the side
 service beside Optuna's, the connect timeout, and the check that grpcio is installed."""
 
 from __future__ import annotations
