@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._heartbeat import BaseHeartbeat, BaseHeartbeatThread, get_heartbeat_thread
 from optuna.storages._heartbeat import is_heartbeat_enabled as _is_heartbeat_enabled
 from optuna.storages._rdb import models as _models
@@ -53,12 +52,6 @@ RDB_PRIVATE_CALLS = (
 def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
     """The storage object a study reads and writes through (Optuna's cache in front of it)."""
     return study._storage
-
-
-def backend_of(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
-    """The storage behind Optuna's cache (which every Study puts in front of an
-    RDBStorage), or ``storage`` itself."""
-    return storage._backend if isinstance(storage, _CachedStorage) else storage
 
 
 def study_id(study: optuna.Study) -> int:
